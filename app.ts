@@ -1,0 +1,92 @@
+// buildApp(config): the standalone Gatehouse server as a Fastify instance, composed from the
+// plugins (shared services, wrapped in fastify-plugin) and the route groups (encapsulated).
+// Tests build it with `inject`; server.ts adds listen, signals and start-up logs.
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import formbody from '@fastify/formbody'
+import type { GatehouseConfig } from './lib/config.ts'
+import { loggerOptions } from './lib/logger.ts'
+import { errorHandler, errorSchema } from './lib/error-handler.ts'
+import { gatehouseError } from './lib/errors.ts'
+import { store, type StoreOptions } from './plugins/store/index.ts'
+import { redis } from './plugins/redis/index.ts'
+import { audit } from './plugins/audit/index.ts'
+import healthRoutes from './routes/health.ts'
+// [import:credentials]
+// [import:tokens]
+// [import:trusted-issuers]
+// [import:rate-limit]
+// [import:rbac]
+// [import:authenticate]
+// [import:routes]
+
+export interface AppOptions {
+  /** Fastify's logger option; defaults to pino at config.logLevel with secrets redacted. */
+  logger?: FastifyServerOptions['logger']
+  /** Store overrides (e.g. an existing Prisma client). */
+  store?: Partial<StoreOptions>
+}
+
+export const VERSION = '0.1.0'
+
+export async function buildApp (config: GatehouseConfig, options: AppOptions = {}): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    logger: options.logger ?? loggerOptions(config.logLevel),
+    trustProxy: (config.trustProxy ?? false) as FastifyServerOptions['trustProxy'],
+    bodyLimit: 64 * 1024,
+    routerOptions: { maxParamLength: 200 },
+    return503OnClosing: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } }
+  })
+
+  app.setErrorHandler(errorHandler)
+  app.setNotFoundHandler((request, reply) => {
+    const err = gatehouseError('NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`)
+    reply.code(404).send({ statusCode: 404, code: err.code, error: 'Not Found', message: err.message })
+  })
+  app.addSchema(errorSchema)
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Gatehouse',
+        description: 'Authentication server: accounts, tokens, organizations, admin and audit.',
+        version: VERSION
+      },
+      servers: [{ url: config.issuer }],
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          basicAuth: { type: 'http', scheme: 'basic' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'The value `ApiKey <key>`' }
+        }
+      },
+      tags: [
+        { name: 'auth', description: 'Accounts, sessions and API keys' },
+        { name: 'oauth', description: 'OAuth 2.0 endpoints (RFC 6749, 7009, 7662)' },
+        { name: 'discovery', description: 'JWKS and OpenID discovery' },
+        { name: 'orgs', description: 'Organizations and memberships' },
+        { name: 'admin', description: 'Administration (global admin role)' },
+        { name: 'health', description: 'Liveness and readiness probes' }
+      ]
+    }
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+  await app.register(formbody)
+
+  await app.register(store, { databaseUrl: config.databaseUrl, ...options.store })
+  await app.register(redis, { url: config.redisUrl })
+  await app.register(audit)
+  // [register:rate-limit]
+  // [register:credentials]
+  // [register:tokens]
+  // [register:trusted-issuers]
+  // [register:authenticate]
+  // [register:rbac]
+
+  await app.register(healthRoutes)
+  // [register:routes]
+  return app
+}

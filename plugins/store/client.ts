@@ -1,0 +1,41 @@
+// Creates the Prisma client for the database a URL names, through Prisma 6.19's driver
+// adapters: better-sqlite3 for `file:`, node-postgres for `postgresql://`. Both clients are
+// generated from the one schema (scripts/prisma-generate.js) and have the same shape; the
+// SQLite client's type stands for both.
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import type { PrismaClient as SqliteClient } from '../../prisma/generated/sqlite/client.ts'
+import { parseDatabaseUrl, type Provider } from './database-url.ts'
+
+export type PrismaClient = SqliteClient
+export type { Prisma } from '../../prisma/generated/sqlite/client.ts'
+
+export interface ClientOptions {
+  /** PostgreSQL pool size. @default 10 */
+  poolSize?: number
+  /** How long to wait for a PostgreSQL connection before failing (ms). @default 3000 */
+  connectTimeoutMs?: number
+}
+
+export async function createPrismaClient (databaseUrl: string, options: ClientOptions = {}): Promise<{ prisma: PrismaClient, provider: Provider }> {
+  const target = parseDatabaseUrl(databaseUrl)
+  if (target.provider === 'sqlite') {
+    const [{ PrismaClient }, { PrismaBetterSQLite3 }] = await Promise.all([
+      import('../../prisma/generated/sqlite/client.ts'),
+      import('@prisma/adapter-better-sqlite3')
+    ])
+    if (target.file !== ':memory:') mkdirSync(dirname(target.file!), { recursive: true })
+    const adapter = new PrismaBetterSQLite3({ url: `file:${target.file}`, timeout: 10_000 })
+    return { prisma: new PrismaClient({ adapter }), provider: 'sqlite' }
+  }
+  const [{ PrismaClient }, { PrismaPg }] = await Promise.all([
+    import('../../prisma/generated/postgresql/client.ts'),
+    import('@prisma/adapter-pg')
+  ])
+  const adapter = new PrismaPg({
+    connectionString: target.url,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 3000
+  })
+  return { prisma: new PrismaClient({ adapter }) as unknown as PrismaClient, provider: 'postgresql' }
+}

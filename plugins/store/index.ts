@@ -1,0 +1,101 @@
+// gatehouse-store: owns the Prisma client (or adopts the app's own), decorates the instance
+// with it, translates Prisma errors at its boundary and disconnects on close.
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { createPrismaClient, type PrismaClient } from './client.ts'
+import { translatePrismaError } from './errors.ts'
+import { migrate, pendingMigrations, MigrationError } from './migrate.ts'
+import { parseDatabaseUrl, redactDatabaseUrl, type Provider } from './database-url.ts'
+
+export interface StoreOptions {
+  /** `file:<path>` (SQLite) or `postgresql://...`. Ignored when `prisma` is given. @default 'file:./data/gatehouse.db' */
+  databaseUrl?: string
+  /** The app's own Prisma client (generated from Gatehouse's schema); it is not disconnected on close. */
+  prisma?: PrismaClient
+  /** With `prisma`, which database it talks to. @default 'postgresql' */
+  provider?: Provider
+  /**
+   * What to do about pending migrations at start: 'apply' them, 'check' (refuse to start
+   * when any is pending) or 'skip'. @default 'apply' for SQLite, 'check' for PostgreSQL
+   */
+  migrations?: 'apply' | 'check' | 'skip'
+  /** PostgreSQL pool size. @default 10 */
+  poolSize?: number
+}
+
+export interface Store {
+  /** The Prisma client; every query error is translated into a coded Gatehouse error. */
+  prisma: PrismaClient
+  provider: Provider
+  /** Resolves true when the database answers a trivial query within `timeoutMs`. */
+  ping: (timeoutMs?: number) => Promise<boolean>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    store: Store
+  }
+}
+
+/** A Prisma client whose query errors are translated into coded errors. */
+export function withErrorTranslation (prisma: PrismaClient): PrismaClient {
+  return prisma.$extends({
+    query: {
+      async $allOperations ({ args, query }) {
+        try {
+          return await query(args)
+        } catch (err) {
+          throw translatePrismaError(err)
+        }
+      }
+    }
+  }) as unknown as PrismaClient
+}
+
+async function storePlugin (fastify: FastifyInstance, options: StoreOptions): Promise<void> {
+  let raw: PrismaClient
+  let provider: Provider
+  const owned = options.prisma === undefined
+  if (options.prisma !== undefined) {
+    raw = options.prisma
+    provider = options.provider ?? 'postgresql'
+  } else {
+    const databaseUrl = options.databaseUrl ?? 'file:./data/gatehouse.db'
+    const target = parseDatabaseUrl(databaseUrl)
+    const mode = options.migrations ?? (target.provider === 'sqlite' ? 'apply' : 'check')
+    if (mode === 'apply') {
+      const result = await migrate(databaseUrl, { log: (line) => fastify.log.info(line) })
+      if (result.applied.length > 0) fastify.log.info({ applied: result.applied }, `database ${redactDatabaseUrl(databaseUrl)}: ${result.applied.length} migration(s) applied`)
+    } else if (mode === 'check') {
+      const pending = await pendingMigrations(databaseUrl)
+      if (pending.length > 0) {
+        throw new MigrationError(`the database has ${pending.length} pending migration(s) (${pending.join(', ')}): run \`npm run migrate\` (or \`gatehouse migrate\`) with the same DATABASE_URL first`)
+      }
+    }
+    ;({ prisma: raw, provider } = await createPrismaClient(databaseUrl, { poolSize: options.poolSize }))
+  }
+  const prisma = withErrorTranslation(raw)
+
+  async function ping (timeoutMs = 2000): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<boolean>((resolve) => { timer = setTimeout(resolve, timeoutMs, false) })
+    try {
+      return await Promise.race([raw.$queryRawUnsafe('SELECT 1').then(() => true, () => false), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  fastify.decorate('store', { prisma, provider, ping })
+  if (owned) {
+    fastify.addHook('onClose', async () => { await raw.$disconnect() })
+  }
+}
+
+export const store = fp(storePlugin, { name: 'gatehouse-store', fastify: '5.x' })
+export default store
+export { translatePrismaError, isInfrastructureError, isUniqueViolation } from './errors.ts'
+export { migrate, pendingMigrations, MigrationError } from './migrate.ts'
+export { parseDatabaseUrl, redactDatabaseUrl, DatabaseUrlError } from './database-url.ts'
+export type { PrismaClient, Prisma } from './client.ts'
+export type { Provider } from './database-url.ts'

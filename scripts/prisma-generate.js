@@ -1,0 +1,47 @@
+// Renders prisma/schema.prisma once per provider and generates a Prisma client for each.
+// Runs at `npm install` (postinstall); offline: Prisma 6.19's client engine is wasm.
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const prismaBin = join(root, 'node_modules', 'prisma', 'build', 'index.js')
+
+export const PROVIDERS = {
+  sqlite: 'file:./unused.db',
+  postgresql: 'postgresql://localhost:5432/unused'
+}
+
+export function renderSchema (provider) {
+  const source = readFileSync(join(root, 'prisma', 'schema.prisma'), 'utf8')
+  return source
+    .replace(/provider\s*=\s*"sqlite"/, `provider = "${provider}"`)
+    .replace(/url\s*=\s*"file:\.\/unused\.db"/, `url      = "${PROVIDERS[provider]}"`)
+    .replace(/output\s*=\s*"\.\/generated\/sqlite"/, `output                 = "./${provider}"`)
+}
+
+export function renderedSchemaPath (provider) {
+  return join(root, 'prisma', 'generated', `${provider}.prisma`)
+}
+
+function main () {
+  if (!existsSync(prismaBin)) {
+    console.error('prisma-generate: the prisma package is not installed; run `npm install`')
+    process.exit(1)
+  }
+  mkdirSync(join(root, 'prisma', 'generated'), { recursive: true })
+  for (const provider of Object.keys(PROVIDERS)) {
+    const path = renderedSchemaPath(provider)
+    writeFileSync(path, '// Generated from prisma/schema.prisma by scripts/prisma-generate.js. Do not edit.\n' + renderSchema(provider))
+    process.stdout.write(`prisma: generating the ${provider} client... `)
+    execFileSync(process.execPath, [prismaBin, 'generate', '--config', join(root, 'prisma.config.ts'), '--schema', path, '--no-hints'], {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, PRISMA_HIDE_UPDATE_MESSAGE: '1', CHECKPOINT_DISABLE: '1' }
+    })
+    process.stdout.write('done\n')
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main()

@@ -1,0 +1,60 @@
+// The standalone server: reads the environment (CONTRACT §2), builds the app, listens, logs
+// where it is and what it runs on, and closes gracefully on SIGINT/SIGTERM.
+import { loadConfig, ConfigError, type GatehouseConfig } from './lib/config.ts'
+import { buildApp } from './app.ts'
+import { redactDatabaseUrl, DatabaseUrlError, MigrationError } from './plugins/store/index.ts'
+
+export async function start (config: GatehouseConfig): Promise<void> {
+  const app = await buildApp(config)
+  let closing = false
+  const close = (signal: string): void => {
+    if (closing) return
+    closing = true
+    app.log.info(`${signal} received: finishing in-flight requests, then closing`)
+    const force = setTimeout(() => {
+      app.log.error('graceful shutdown took longer than 10 s; exiting')
+      process.exit(1)
+    }, 10_000)
+    force.unref()
+    app.close().then(() => process.exit(0), (err) => {
+      app.log.error({ err }, 'error while closing')
+      process.exit(1)
+    })
+  }
+  process.once('SIGINT', () => close('SIGINT'))
+  process.once('SIGTERM', () => close('SIGTERM'))
+
+  const address = await app.listen({ port: config.port, host: config.host })
+  app.log.info({
+    address,
+    issuer: config.issuer,
+    database: redactDatabaseUrl(config.databaseUrl),
+    redis: config.redisUrl === undefined ? 'off (in-process counters and notices)' : redactDatabaseUrl(config.redisUrl),
+    docs: `${address}/docs`
+  }, `Gatehouse listening on ${address}`)
+}
+
+function fail (message: string): never {
+  process.stderr.write(`gatehouse: ${message}\n`)
+  process.exit(1)
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('server.ts') || process.argv[1]?.endsWith('server.js')) {
+  let config: GatehouseConfig
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) fail(`bad configuration: ${err.message}`)
+    throw err
+  }
+  start(config).catch((err: Error & { code?: string }) => {
+    if (err instanceof ConfigError || err instanceof DatabaseUrlError || err instanceof MigrationError) fail(err.message)
+    if (err.code === 'EADDRINUSE') fail(`PORT ${config.port} is already in use on ${config.host}: set PORT to another port (0 picks a free one)`)
+    if (/ECONNREFUSED|ENOTFOUND|timeout|3D000|28P01|does not exist/i.test(`${err.message} ${err.code ?? ''}`)) {
+      fail(`cannot reach the database at ${redactDatabaseUrl(config.databaseUrl)}: ${err.message}`)
+    }
+    if (err.message?.startsWith('REDIS_URL')) fail(err.message)
+    process.stderr.write(`gatehouse: failed to start: ${err.stack ?? err.message}\n`)
+    process.exit(1)
+  })
+}
