@@ -1,7 +1,7 @@
 // buildApp(config): the standalone Gatehouse server as a Fastify instance, composed from the
 // plugins (shared services, wrapped in fastify-plugin) and the route groups (encapsulated).
 // Tests build it with `inject`; server.ts adds listen, signals and start-up logs.
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import formbody from '@fastify/formbody'
@@ -26,6 +26,8 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger']
   /** Store overrides (e.g. an existing Prisma client). */
   store?: Partial<StoreOptions>
+  /** Called for every route as it is registered (used to check the OpenAPI document is complete). */
+  onRoute?: (route: RouteOptions) => void
 }
 
 export const VERSION = '0.1.0'
@@ -40,6 +42,7 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } }
   })
 
+  if (options.onRoute !== undefined) app.addHook('onRoute', options.onRoute)
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler((request, reply) => {
     const err = gatehouseError('NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`)
@@ -55,7 +58,6 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
         description: 'Authentication server: accounts, tokens, organizations, admin and audit.',
         version: VERSION
       },
-      servers: [{ url: config.issuer }],
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
