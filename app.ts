@@ -18,6 +18,7 @@ import healthRoutes from './routes/health.ts'
 // [import:trusted-issuers]
 // [import:rate-limit]
 // [import:rbac]
+import { rbac, type RbacOptions } from './plugins/rbac/index.ts'
 // [import:authenticate]
 // [import:routes]
 
@@ -28,6 +29,8 @@ export interface AppOptions {
   store?: Partial<StoreOptions>
   /** Called for every route as it is registered (used to check the OpenAPI document is complete). */
   onRoute?: (route: RouteOptions) => void
+  /** RBAC hierarchies, claims and membership resolution (plugins/rbac). */
+  rbac?: RbacOptions
 }
 
 export const VERSION = '0.1.0'
@@ -87,6 +90,7 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
   // [register:trusted-issuers]
   // [register:authenticate]
   // [register:rbac]
+  await app.register(rbac, options.rbac ?? {})
 
   await app.register(healthRoutes)
   // [register:routes]
