@@ -1,0 +1,203 @@
+// The key cache of ONE allowlisted issuer. Each issuer has its own instance, held in a Map
+// keyed by the exact issuer string, and each instance maps kid -> keys: a key of issuer B can
+// never be found for a token of issuer A (no concatenated cache keys, cf. CVE-2025-59936).
+//
+// Rules:
+//  - one fetch in flight per issuer; every request that misses meanwhile waits for it;
+//  - at most one fetch per cooldown, whatever the reason (unknown kid, failure), except the
+//    refresh of a key set older than cacheMaxAge;
+//  - a successful fetch REPLACES the key set (removed keys stop verifying);
+//  - a failed fetch keeps the previous set, usable up to maxStale; with nothing usable the
+//    answer is JWKS_UNAVAILABLE (503, Retry-After) and nothing negative is remembered;
+//  - kids missing from a successfully fetched set are remembered (bounded, for one cooldown).
+import { gatehouseError, type GatehouseError } from '../../lib/errors.ts'
+import { discoveryUrl, fetchBoundedJson, importJwks, jwksUriFromDiscovery, KeySourceError, type KeyEntry } from './jwks.ts'
+import type { ResolvedIssuer, ResolvedOptions } from './options.ts'
+
+export interface KeySet {
+  readonly keys: readonly KeyEntry[]
+  readonly byKid: ReadonlyMap<string, readonly KeyEntry[]>
+  /** When the fetch completed (ms since epoch). */
+  readonly fetchedAt: number
+}
+
+/** Counters shared by all issuers of one plugin instance. */
+export interface Counters {
+  fetches: number
+  fetchFailures: number
+  discoveryFetches: number
+  cacheHits: number
+  cacheMisses: number
+  staleServed: number
+  unknownKids: number
+  skippedKeys: number
+}
+
+export interface SourceLog {
+  warn: (obj: object, msg: string) => void
+  info: (obj: object, msg: string) => void
+}
+
+export class IssuerKeySource {
+  readonly #issuer: ResolvedIssuer
+  readonly #options: ResolvedOptions
+  readonly #counters: Counters
+  readonly #log: SourceLog
+  readonly #signal: AbortSignal
+  #set: KeySet | null = null
+  #inflight: Promise<KeySet> | null = null
+  #lastAttemptAt = Number.NEGATIVE_INFINITY
+  #lastFetchFailed = false
+  #lastError: string | null = null
+  #discovered: { uri: string, at: number } | null = null
+  /** kid -> time until which it counts as unknown; insertion order = age. */
+  readonly #unknown = new Map<string, number>()
+
+  constructor (issuer: ResolvedIssuer, options: ResolvedOptions, counters: Counters, log: SourceLog, signal: AbortSignal) {
+    this.#issuer = issuer
+    this.#options = options
+    this.#counters = counters
+    this.#log = log
+    this.#signal = signal
+  }
+
+  /** The keys for `kid` (or all keys when the token has no kid); [] when none. */
+  async lookup (kid: string | undefined): Promise<readonly KeyEntry[]> {
+    const now = Date.now()
+    let set = this.#set
+    if (set === null || now - set.fetchedAt >= this.#options.cacheMaxAgeMs) {
+      this.#counters.cacheMisses++
+      set = await this.#freshOrStale(now)
+    }
+    const found = find(set, kid)
+    if (found.length > 0 || kid === undefined) {
+      if (found.length > 0) this.#counters.cacheHits++
+      return found
+    }
+
+    // Unknown kid: perhaps the provider rotated. Refetch at most once per cooldown.
+    const until = this.#unknown.get(kid)
+    if (until !== undefined && until > now) {
+      this.#counters.unknownKids++
+      return []
+    }
+    this.#counters.cacheMisses++
+    if (this.#inflight !== null || now - this.#lastAttemptAt >= this.#options.cooldownMs) {
+      try {
+        set = await this.#refresh()
+      } catch (err) {
+        // The provider is down: the kid may well exist there. That is an outage, not a bad token.
+        throw this.#unavailable(err)
+      }
+    } else if (this.#lastFetchFailed) {
+      throw this.#unavailable(null)
+    }
+    const again = find(set, kid)
+    if (again.length > 0) return again
+    this.#rememberUnknown(kid, now)
+    this.#counters.unknownKids++
+    return []
+  }
+
+  /** For stats(): what this issuer's cache holds. */
+  describe (): { keys: number, fetchedAt: string | null, lastError: string | null } {
+    return {
+      keys: this.#set?.keys.length ?? 0,
+      fetchedAt: this.#set === null ? null : new Date(this.#set.fetchedAt).toISOString(),
+      lastError: this.#lastError
+    }
+  }
+
+  async #freshOrStale (now: number): Promise<KeySet> {
+    if (this.#inflight !== null || now - this.#lastAttemptAt >= this.#options.cooldownMs) {
+      try {
+        return await this.#refresh()
+      } catch (err) {
+        return this.#stale(now, err)
+      }
+    }
+    return this.#stale(now, null)
+  }
+
+  #stale (now: number, err: unknown): KeySet {
+    const set = this.#set
+    if (set !== null && now - set.fetchedAt <= this.#options.maxStaleMs) {
+      this.#counters.staleServed++
+      return set
+    }
+    throw this.#unavailable(err)
+  }
+
+  #unavailable (cause: unknown): GatehouseError {
+    const wait = this.#lastAttemptAt + this.#options.cooldownMs - Date.now()
+    const retryAfter = Math.max(1, Math.ceil(wait / 1000))
+    return gatehouseError('JWKS_UNAVAILABLE', undefined, {
+      headers: { 'retry-after': String(retryAfter) },
+      cause: cause ?? new KeySourceError(`keys of ${this.#issuer.issuer} unavailable: ${this.#lastError ?? 'no key set'}`)
+    })
+  }
+
+  #refresh (): Promise<KeySet> {
+    if (this.#inflight !== null) return this.#inflight
+    this.#lastAttemptAt = Date.now()
+    const attempt = this.#load().then((set) => {
+      this.#set = set
+      this.#lastFetchFailed = false
+      this.#lastError = null
+      return set
+    }, (err: unknown) => {
+      this.#lastFetchFailed = true
+      this.#counters.fetchFailures++
+      this.#lastError = err instanceof Error ? err.message : String(err)
+      this.#log.warn({ issuer: this.#issuer.issuer, reason: this.#lastError }, 'trusted issuer: key fetch failed')
+      throw err
+    }).finally(() => {
+      this.#inflight = null
+    })
+    this.#inflight = attempt
+    return attempt
+  }
+
+  async #load (): Promise<KeySet> {
+    const limits = { timeoutMs: this.#options.timeoutMs, maxResponseBytes: this.#options.maxResponseBytes, signal: this.#signal }
+    const uri = this.#issuer.jwksUri ?? await this.#discover(limits)
+    this.#counters.fetches++
+    const imported = importJwks(await fetchBoundedJson(uri, limits), this.#options.maxKeys)
+    const skipped = Object.values(imported.skipped).reduce((a, b) => a + b, 0)
+    if (skipped > 0) {
+      this.#counters.skippedKeys += skipped
+      this.#log.info({ issuer: this.#issuer.issuer, skipped: imported.skipped }, 'trusted issuer: unusable JWKS keys ignored')
+    }
+    const byKid = new Map<string, KeyEntry[]>()
+    for (const key of imported.keys) {
+      if (key.kid === undefined) continue
+      const list = byKid.get(key.kid)
+      if (list === undefined) byKid.set(key.kid, [key])
+      else list.push(key)
+    }
+    return Object.freeze({ keys: Object.freeze(imported.keys), byKid, fetchedAt: Date.now() })
+  }
+
+  async #discover (limits: { timeoutMs: number, maxResponseBytes: number, signal: AbortSignal }): Promise<string> {
+    const cached = this.#discovered
+    if (cached !== null && Date.now() - cached.at < this.#options.cacheMaxAgeMs) return cached.uri
+    this.#counters.discoveryFetches++
+    const uri = jwksUriFromDiscovery(await fetchBoundedJson(discoveryUrl(this.#issuer.issuer), limits), this.#issuer.issuer)
+    this.#discovered = { uri, at: Date.now() }
+    return uri
+  }
+
+  #rememberUnknown (kid: string, now: number): void {
+    this.#unknown.delete(kid)
+    this.#unknown.set(kid, now + this.#options.cooldownMs)
+    while (this.#unknown.size > this.#options.negativeCacheSize) {
+      const oldest = this.#unknown.keys().next().value as string
+      this.#unknown.delete(oldest)
+    }
+  }
+}
+
+function find (set: KeySet, kid: string | undefined): readonly KeyEntry[] {
+  if (kid === undefined) return set.keys
+  return set.byKid.get(kid) ?? []
+}
