@@ -1,0 +1,370 @@
+// The benchmark runner: `npm run bench` (full suite) and `npm run bench:quick` (CI).
+//
+// Starts one server process per scenario, checks each answers 200 to a good credential and 401
+// to a tampered one, then measures them interleaved (A B C ... A B C ...) with autocannon in a
+// separate process, recording server CPU, load-generator CPU, everyone else's CPU and server RSS.
+// Writes bench/results/<date>.json, prints a table with ratios to the bare route measured in the
+// same run, and reports each target as pass/short. Exits non-zero only when the hard floor (p99
+// of token validation under 50 ms at 100 connections) is missed, or a check fails.
+import { mkdirSync, writeFileSync, readdirSync, readFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { BENCH_DIR, ROOT, runLoad, startServer, type Measured, type ServerHandle } from './lib/children.ts'
+import { processSample } from './lib/proc.ts'
+import { summarizeProfile } from './lib/profile.ts'
+import { ALGS, CONNECTIONS, HARD_FLOOR_P99_MS, fixedRateIds, scenarios, type Scenario } from './scenarios.ts'
+import type { LoadJob } from './loadgen.ts'
+import type { Announcement } from './lib/server-kit.ts'
+
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    pool: { type: 'string' },
+    soak: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    'no-cluster': { type: 'boolean', default: false }
+  }
+})
+
+const quick = opts.quick === true
+const rounds = Number(opts.rounds ?? (quick ? 1 : 3))
+const durationSec = Number(opts.duration ?? (quick ? 3 : 10))
+const warmupSec = Number(opts.warmup ?? (quick ? 1 : 2))
+const poolSize = Number(opts.pool ?? (quick ? 4000 : 20000))
+const soakSec = Number(opts.soak ?? (quick ? 0 : 60))
+const only = opts.only !== undefined ? new RegExp(opts.only) : undefined
+const profRe = opts['cpu-prof'] !== undefined ? new RegExp(opts['cpu-prof']) : undefined
+const runCluster = !quick && opts['no-cluster'] !== true && (only === undefined || only.test('cluster'))
+const cores = cpus().length
+const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+const resultsDir = join(BENCH_DIR, 'results')
+const profileDir = join(resultsDir, `profiles-${stamp}`)
+mkdirSync(resultsDir, { recursive: true })
+
+const log = (line: string): void => { process.stderr.write(line + '\n') }
+
+interface Live {
+  scenario: Scenario
+  server?: ServerHandle
+  runs: Measured[]
+  fixed: Measured[]
+  checked?: string
+  skipped?: string
+  failed?: string
+}
+
+const median = (xs: number[]): number => {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+async function request (base: string, r: Announcement['good']): Promise<number> {
+  const res = await fetch(base + r.path, { method: r.method ?? 'GET', headers: { ...(r.body !== undefined ? { 'content-type': 'application/json' } : {}), ...r.headers }, body: r.body })
+  await res.arrayBuffer()
+  return res.status
+}
+
+async function check (live: Live): Promise<void> {
+  const { server } = live
+  if (server === undefined) return
+  const { good, bad } = server.announcement
+  const okStatus = await request(server.url, good)
+  if (okStatus !== 200) throw new Error(`good credential answered ${okStatus}, expected 200`)
+  if (bad !== undefined) {
+    const badStatus = await request(server.url, bad)
+    if (badStatus !== 401) throw new Error(`tampered credential answered ${badStatus}, expected 401`)
+  }
+  live.checked = bad === undefined ? '200' : '200/401'
+}
+
+async function measure (live: Live, extra: Partial<LoadJob> = {}): Promise<Measured> {
+  const { scenario, server } = live
+  if (scenario.probe !== undefined) {
+    const login = lives.find((l) => l.scenario.id === 'gh-login')
+    const params = login?.server?.announcement.meta?.argon2 ?? null
+    return runLoad({ url: '', load: { path: '' }, connections: scenario.connections, warmupSec, durationSec, params } as LoadJob, [], cores, scenario.probe)
+  }
+  const job: LoadJob = { url: server!.url, load: server!.announcement.load, connections: scenario.connections, warmupSec, durationSec, ...extra }
+  return runLoad(job, [server!.pid], cores)
+}
+
+// ---- start -----------------------------------------------------------------------------------
+const all = scenarios(quick, poolSize).filter((s) => only === undefined || only.test(s.id) || s.id === 'bare')
+const lives: Live[] = all.map((scenario) => ({ scenario, runs: [], fixed: [] }))
+const meta = {
+  date: new Date().toISOString(),
+  mode: quick ? 'quick' : 'full',
+  cpu: cpus()[0]?.model ?? 'unknown',
+  cores,
+  memGiB: Math.round(totalmem() / 2 ** 30),
+  node: process.version,
+  versions: packageVersions(),
+  rounds,
+  durationSec,
+  warmupSec,
+  poolSize
+}
+log(`Gatehouse bench (${meta.mode}): ${meta.cpu}, ${cores} cores, Node ${meta.node}; ${rounds} round(s) of ${durationSec} s after ${warmupSec} s warm-up`)
+
+const startedAt = performance.now()
+const queue = lives.filter((l) => l.scenario.probe === undefined)
+async function starter (): Promise<void> {
+  for (let live = queue.shift(); live !== undefined; live = queue.shift()) {
+    const s = live.scenario
+    const outcome = await startServer(s.server, s.args, { env: s.env, cpuProfDir: profRe?.test(s.id) === true ? profileDir : undefined })
+    if (outcome.ok) live.server = outcome.server
+    else live.skipped = outcome.reason
+  }
+}
+await Promise.all([starter(), starter()])
+for (const live of lives) {
+  if (live.server !== undefined) {
+    try {
+      await check(live)
+    } catch (err) {
+      live.failed = `check failed: ${(err as Error).message}`
+    }
+  }
+  const state = live.failed ?? (live.skipped !== undefined ? `skipped: ${live.skipped.split('\n')[0]}` : `ok (${live.checked ?? 'probe'})`)
+  log(`  ${live.scenario.id.padEnd(18)} ${state}`)
+}
+log(`servers up in ${((performance.now() - startedAt) / 1000).toFixed(1)} s`)
+const runnable = lives.filter((l) => l.failed === undefined && (l.server !== undefined || (l.scenario.probe !== undefined && !(lives.find((x) => x.scenario.id === 'gh-login')?.server === undefined))))
+for (const l of lives) if (l.scenario.probe !== undefined && !runnable.includes(l)) l.skipped = 'needs the login server (its argon2 parameters)'
+
+// ---- interleaved rounds ------------------------------------------------------------------------
+for (let round = 1; round <= rounds; round++) {
+  for (const live of runnable) {
+    try {
+      const m = await measure(live)
+      live.runs.push(m)
+      log(`  round ${round} ${live.scenario.id.padEnd(18)} ${Math.round(m.rps).toString().padStart(7)} req/s  p50 ${m.latency.p50} ms  p99 ${m.latency.p99} ms  non2xx ${m.non2xx}  errors ${m.errors}`)
+    } catch (err) {
+      live.failed = `measure failed: ${(err as Error).message}`
+      log(`  round ${round} ${live.scenario.id} ${live.failed}`)
+    }
+  }
+}
+
+// ---- fixed offered rate: half the bare maximum ---------------------------------------------------
+const bare = lives.find((l) => l.scenario.id === 'bare')!
+const bareRps = median(bare.runs.map((r) => r.rps))
+const fixedRate = Math.round(bareRps / 2)
+const fixedLives = fixedRateIds(quick).map((id) => runnable.find((l) => l.scenario.id === id && l.failed === undefined)).filter((l): l is Live => l !== undefined)
+if (Number.isFinite(fixedRate) && fixedRate > 0) {
+  for (let round = 1; round <= rounds; round++) {
+    for (const live of fixedLives) {
+      const m = await measure(live, { overallRate: fixedRate })
+      live.fixed.push(m)
+      log(`  fixed ${fixedRate}/s round ${round} ${live.scenario.id.padEnd(14)} ${Math.round(m.rps)} req/s  p50 ${m.latency.p50} ms  p99 ${m.latency.p99} ms`)
+    }
+  }
+}
+
+// ---- soak: RSS over a long run ----------------------------------------------------------------
+let soak: { id: string, seconds: number, samplesMiB: number[], growthMiB: number } | undefined
+const soakLive = runnable.find((l) => l.scenario.id === 'gh-RS256-uniq' && l.failed === undefined)
+if (soakSec > 0 && soakLive?.server !== undefined) {
+  const pid = soakLive.server.pid
+  const samples: number[] = []
+  const timer = setInterval(() => { samples.push((processSample(pid)?.rssBytes ?? 0) / 2 ** 20) }, 5000)
+  samples.push((processSample(pid)?.rssBytes ?? 0) / 2 ** 20)
+  const m = await runLoad({ url: soakLive.server.url, load: soakLive.server.announcement.load, connections: CONNECTIONS, warmupSec: 0, durationSec: soakSec }, [pid], cores)
+  clearInterval(timer)
+  samples.push((processSample(pid)?.rssBytes ?? 0) / 2 ** 20)
+  // Growth after the first quarter: caches fill at first, then a steady server stays flat.
+  const quarter = samples[Math.floor(samples.length / 4)]
+  soak = { id: soakLive.scenario.id, seconds: soakSec, samplesMiB: samples.map((x) => Math.round(x * 10) / 10), growthMiB: Math.round((samples[samples.length - 1] - quarter) * 10) / 10 }
+  log(`  soak ${soakSec} s ${soak.id}: ${Math.round(m.rps)} req/s, RSS ${soak.samplesMiB.join(' ')} MiB`)
+}
+
+// ---- two instances on PostgreSQL + Redis -----------------------------------------------------------
+const cluster = runCluster ? await (await import('./cluster.ts')).runCluster({ warmupSec, durationSec, rounds, cores, log }) : { skipped: quick ? 'not part of --quick' : 'not selected' }
+
+// ---- stop servers (profiles are written on exit) -----------------------------------------------------
+const finalRss = new Map<string, number>()
+for (const live of lives) if (live.server !== undefined) finalRss.set(live.scenario.id, (processSample(live.server.pid)?.rssBytes ?? 0) / 2 ** 20)
+await Promise.all(lives.map((l) => l.server?.stop()))
+
+// ---- report -----------------------------------------------------------------------------------
+interface Row {
+  id: string
+  title: string
+  state: string
+  rps: number
+  ratio: number
+  p50: number
+  p99: number
+  p99Worst: number
+  cpuUsPerReq: number
+  serverCores: number
+  loadgenCores: number
+  otherCores: number
+  rssStartMiB: number
+  rssEndMiB: number
+  non2xx: number
+  errors: number
+  fixedP99?: number
+  fixedP50?: number
+  fixedRps?: number
+}
+
+const rows: Row[] = lives.map((live) => {
+  const { runs } = live
+  const state = live.failed ?? (live.skipped !== undefined ? `skipped: ${live.skipped.split('\n')[0]}` : 'ok')
+  const rps = median(runs.map((r) => r.rps))
+  const cpu = runs.map((r) => (r.servers[0]?.cpuUs ?? NaN) / Math.max(1, r.ok))
+  const wall = (r: Measured): number => r.wallUs
+  const row: Row = {
+    id: live.scenario.id,
+    title: live.scenario.title,
+    state,
+    rps,
+    ratio: rps / bareRps,
+    p50: median(runs.map((r) => r.latency.p50)),
+    p99: median(runs.map((r) => r.latency.p99)),
+    p99Worst: Math.max(...runs.map((r) => r.latency.p99)),
+    cpuUsPerReq: live.scenario.probe !== undefined ? median(runs.map((r) => r.loadgenCpuUs / Math.max(1, r.ok))) : median(cpu),
+    serverCores: median(runs.map((r) => (r.servers[0]?.cpuUs ?? 0) / wall(r))),
+    loadgenCores: median(runs.map((r) => r.loadgenCpuUs / wall(r))),
+    otherCores: median(runs.map((r) => Math.max(0, r.systemBusyUs - r.loadgenCpuUs - r.servers.reduce((a, s) => a + s.cpuUs, 0)) / wall(r))),
+    rssStartMiB: runs.length > 0 ? (runs[0].servers[0]?.rssStart ?? 0) / 2 ** 20 : NaN,
+    rssEndMiB: finalRss.get(live.scenario.id) ?? NaN,
+    non2xx: runs.reduce((a, r) => a + r.non2xx, 0),
+    errors: runs.reduce((a, r) => a + r.errors + r.timeouts, 0)
+  }
+  if (live.fixed.length > 0) {
+    row.fixedP99 = median(live.fixed.map((r) => r.latency.p99))
+    row.fixedP50 = median(live.fixed.map((r) => r.latency.p50))
+    row.fixedRps = median(live.fixed.map((r) => r.rps))
+  }
+  return row
+})
+const byId = new Map(rows.map((r) => [r.id, r]))
+
+interface Target {
+  name: string
+  hard: boolean
+  status: 'pass' | 'short' | 'n/a'
+  detail: string
+}
+const targets: Target[] = []
+const ok = (r: Row | undefined): r is Row => r !== undefined && r.state === 'ok' && Number.isFinite(r.rps)
+const fmt = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : '-')
+
+const floorRows = lives.filter((l) => l.scenario.hardFloor === true).map((l) => byId.get(l.scenario.id)!)
+const measuredFloor = floorRows.filter(ok)
+if (measuredFloor.length === 0) {
+  targets.push({ name: `hard floor: p99 of token validation < ${HARD_FLOOR_P99_MS} ms at ${CONNECTIONS} connections`, hard: true, status: 'n/a', detail: 'no token-validation scenario could run: ' + floorRows.map((r) => `${r.id} ${r.state}`).join('; ') })
+} else {
+  const worst = measuredFloor.reduce((a, b) => (b.p99 > a.p99 ? b : a))
+  targets.push({ name: `hard floor: p99 of token validation < ${HARD_FLOOR_P99_MS} ms at ${CONNECTIONS} connections`, hard: true, status: worst.p99 < HARD_FLOOR_P99_MS ? 'pass' : 'short', detail: `worst median p99 ${worst.p99} ms (${worst.id}); ${measuredFloor.map((r) => `${r.id} ${r.p99}`).join(', ')}` })
+}
+const goal = (name: string, value: number, threshold: number, detail: string, higherIsBetter = true): void => {
+  if (!Number.isFinite(value)) { targets.push({ name, hard: false, status: 'n/a', detail }); return }
+  const pass = higherIsBetter ? value >= threshold : value <= threshold
+  targets.push({ name, hard: false, status: pass ? 'pass' : 'short', detail })
+}
+for (const alg of ALGS) {
+  const r = byId.get(`gh-${alg}-rep`)
+  goal(`repeated ${alg} token >= 0.70x bare`, ok(r) ? r.ratio : NaN, 0.70, ok(r) ? `${fmt(r.ratio, 3)}x (${Math.round(r.rps)} vs ${Math.round(bareRps)} req/s)` : `gh-${alg}-rep ${r?.state}`)
+}
+{
+  const r = byId.get('gh-RS256-uniq')
+  goal('unique RS256 tokens >= 0.28x bare', ok(r) ? r.ratio : NaN, 0.28, ok(r) ? `${fmt(r.ratio, 3)}x (${Math.round(r.rps)} req/s)` : `gh-RS256-uniq ${r?.state}`)
+}
+for (const alg of ALGS) {
+  const j = byId.get(`jwt-${alg}`)
+  for (const kind of ['rep', 'uniq']) {
+    const g = byId.get(`gh-${alg}-${kind}`)
+    const v = ok(g) && ok(j) ? g.rps / j.rps : NaN
+    goal(`Gatehouse ${alg} ${kind === 'rep' ? 'repeated' : 'unique'} >= 1.5x @fastify/jwt ${alg}`, v, 1.5, Number.isFinite(v) ? `${fmt(v)}x (${Math.round(g!.rps)} vs ${Math.round(j!.rps)} req/s)` : `gh-${alg}-${kind} ${g?.state}`)
+  }
+}
+for (const live of fixedLives) {
+  const r = byId.get(live.scenario.id)!
+  if (live.scenario.id === 'bare') continue
+  goal(`${r.id}: p99 <= 5 ms at ${fixedRate} req/s (50% of bare max)`, r.fixedP99 ?? NaN, 5, `p99 ${r.fixedP99} ms, p50 ${r.fixedP50} ms, served ${Math.round(r.fixedRps ?? NaN)} req/s; bare at the same rate: p99 ${byId.get('bare')?.fixedP99} ms`, false)
+}
+{
+  const login = byId.get('gh-login')
+  const raw = byId.get('argon2-raw')
+  const v = ok(login) && ok(raw) ? login.rps / raw.rps : NaN
+  goal('login >= 0.9x raw argon2 verify rate', v, 0.9, Number.isFinite(v) ? `${fmt(v)}x (${Math.round(login!.rps)} logins/s vs ${Math.round(raw!.rps)} verifies/s)` : `gh-login ${login?.state}; argon2-raw ${raw?.state}`)
+}
+{
+  const measured = rows.filter((r) => ok(r) && r.id !== 'argon2-raw')
+  const biggest = measured.reduce<Row | undefined>((a, b) => (a === undefined || b.rssEndMiB > a.rssEndMiB ? b : a), undefined)
+  goal('server RSS < 200 MB', biggest?.rssEndMiB ?? NaN, 200 * 1e6 / 2 ** 20, biggest !== undefined ? `largest ${fmt(biggest.rssEndMiB, 0)} MiB (${biggest.id})` : 'nothing measured', false)
+  if (soak !== undefined) goal(`RSS not growing over a ${soak.seconds} s run`, soak.growthMiB, 10, `${soak.id}: ${soak.samplesMiB.join(' -> ')} MiB; growth after the first quarter ${soak.growthMiB} MiB (allowed 10)`, false)
+  else targets.push({ name: 'RSS not growing over a 60 s run', hard: false, status: 'n/a', detail: quick ? 'not part of --quick' : 'gh-RS256-uniq did not run' })
+}
+
+// ---- print ----------------------------------------------------------------------------------------
+const pad = (s: string, n: number): string => s.length >= n ? s : s + ' '.repeat(n - s.length)
+const lpad = (s: string, n: number): string => s.length >= n ? s : ' '.repeat(n - s.length) + s
+const header = ['scenario', 'req/s', 'x bare', 'p50 ms', 'p99 ms', 'CPU us/req', 'srv cores', 'lg cores', 'other cores', 'RSS MiB', 'non2xx']
+const table = rows.map((r) => r.state !== 'ok'
+  ? [r.id, r.state]
+  : [r.id, String(Math.round(r.rps)), fmt(r.ratio, 3), String(r.p50), String(r.p99), fmt(r.cpuUsPerReq, 1), fmt(r.serverCores), fmt(r.loadgenCores), fmt(r.otherCores), `${fmt(r.rssStartMiB, 0)}->${fmt(r.rssEndMiB, 0)}`, String(r.non2xx)])
+const widths = header.map((h, i) => Math.max(h.length, ...table.filter((t) => t.length > 2).map((t) => (t[i] ?? '').length)))
+const lines: string[] = []
+lines.push(header.map((h, i) => (i === 0 ? pad(h, widths[i]) : lpad(h, widths[i]))).join('  '))
+for (const t of table) lines.push(t.length === 2 ? `${pad(t[0], widths[0])}  ${t[1]}` : t.map((c, i) => (i === 0 ? pad(c, widths[i]) : lpad(c, widths[i]))).join('  '))
+if (fixedLives.length > 0) {
+  lines.push('', `fixed offered rate ${fixedRate} req/s (50% of the bare maximum ${Math.round(bareRps)}):`)
+  for (const live of fixedLives) {
+    const r = byId.get(live.scenario.id)!
+    lines.push(`  ${pad(r.id, 16)} served ${lpad(String(Math.round(r.fixedRps ?? NaN)), 6)} req/s  p50 ${r.fixedP50} ms  p99 ${r.fixedP99} ms`)
+  }
+}
+if ('rows' in cluster) {
+  lines.push('', 'two instances on PostgreSQL + Redis (req/s, one instance -> two instances):')
+  for (const c of cluster.rows) lines.push(`  ${pad(c.op, 8)} ${lpad(String(Math.round(c.one)), 6)} -> ${lpad(String(Math.round(c.two)), 6)}  (${fmt(c.two / c.one)}x)  p99 ${c.oneP99} -> ${c.twoP99} ms`)
+} else lines.push('', `two instances on PostgreSQL + Redis: skipped (${cluster.skipped})`)
+lines.push('', 'targets:')
+for (const t of targets) lines.push(`  ${pad(t.status.toUpperCase(), 5)} ${t.hard ? '[hard] ' : ''}${t.name}: ${t.detail}`)
+
+let profiles: Array<{ file: string, top: string[] }> = []
+if (profRe !== undefined) {
+  try {
+    profiles = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => ({ file: join(profileDir, f), top: summarizeProfile(join(profileDir, f), 15) }))
+    for (const p of profiles) lines.push('', `profile ${p.file}:`, ...p.top.map((t) => '  ' + t))
+  } catch (err) {
+    lines.push('', `no profile written: ${(err as Error).message}`)
+  }
+}
+process.stdout.write(lines.join('\n') + '\n')
+
+const out = join(resultsDir, `${stamp}${quick ? '-quick' : ''}.json`)
+writeFileSync(out, JSON.stringify({ meta, bareRps, fixedRate, rows, targets, soak, cluster, profiles, runs: Object.fromEntries(lives.map((l) => [l.scenario.id, { state: l.failed ?? l.skipped ?? 'ok', server: l.server?.announcement.meta, runs: l.runs, fixed: l.fixed }])) }, null, 2))
+log(`results: ${out}`)
+
+// Only the hard floor fails the run. A token-validation scenario that fails its 200/401 check or
+// its measurement cannot show the floor is met, so it counts as missing it.
+const floorBroken = lives.filter((l) => l.scenario.hardFloor === true && l.failed !== undefined)
+const hardFail = targets.some((t) => t.hard && t.status === 'short') || floorBroken.length > 0
+const failed = lives.filter((l) => l.failed !== undefined)
+if (failed.length > 0) log('failed: ' + failed.map((l) => `${l.scenario.id} (${l.failed})`).join('; '))
+if (hardFail) log('HARD FLOOR MISSED')
+process.exit(hardFail ? 1 : 0)
+
+function packageVersions (): Record<string, string> {
+  const names = ['fastify', '@fastify/jwt', 'fast-jwt', 'jose', 'autocannon', '@node-rs/argon2', 'prisma', '@prisma/client', 'ioredis', 'pg', 'better-sqlite3', 'tsx']
+  const out: Record<string, string> = {}
+  for (const name of names) {
+    try {
+      out[name] = (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version
+    } catch {
+      out[name] = 'missing'
+    }
+  }
+  return out
+}
