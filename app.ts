@@ -17,6 +17,7 @@ import healthRoutes from './routes/health.ts'
 // [import:tokens]
 // [import:trusted-issuers]
 // [import:rate-limit]
+import { rateLimit, type RateLimitPluginOptions } from './plugins/rate-limit/index.ts'
 // [import:rbac]
 import { rbac, type RbacOptions } from './plugins/rbac/index.ts'
 // [import:authenticate]
@@ -29,6 +30,8 @@ export interface AppOptions {
   store?: Partial<StoreOptions>
   /** Called for every route as it is registered (used to check the OpenAPI document is complete). */
   onRoute?: (route: RouteOptions) => void
+  /** gatehouse-rate-limit overrides (e.g. higher limits in tests); the Redis client comes from gatehouse-redis. */
+  rateLimit?: RateLimitPluginOptions
   /** RBAC hierarchies, claims and membership resolution (plugins/rbac). */
   rbac?: RbacOptions
 }
@@ -85,6 +88,7 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
   await app.register(redis, { url: config.redisUrl })
   await app.register(audit)
   // [register:rate-limit]
+  await app.register(rateLimit, { ...options.rateLimit })
   // [register:credentials]
   // [register:tokens]
   // [register:trusted-issuers]
