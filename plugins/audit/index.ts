@@ -1,18 +1,48 @@
 // gatehouse-audit: records security events without slowing the request that caused them.
-// Events are queued and written in batches (createMany) shortly after; a failed write is
-// retried once and then logged loudly with the events' types and ids (never dropped silently).
+// Events are queued and written in batches (createMany) shortly after. A failed write is
+// retried with a short back-off and then logged loudly with the events' types and ids; a
+// full queue is logged the same way: an event is never dropped silently. The queue is
+// flushed when the server closes (before the store disconnects: hooks close in reverse).
+// Details go through a sanitiser that strips anything shaped like a secret.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { sanitizeDetails, sanitizeText } from './sanitize.ts'
+
+export { sanitizeDetails, sanitizeText, isSecretKey, looksLikeSecret, REDACTED } from './sanitize.ts'
+
+/** The event types Gatehouse records (apps may add their own). */
+export const AUDIT_EVENTS = Object.freeze({
+  REGISTER: 'register',
+  LOGIN: 'login',
+  /** outcome 'failure', reason: unknown_user | bad_password | disabled | rate_limited | ... */
+  LOGIN_FAILURE: 'login',
+  REFRESH: 'refresh',
+  REFRESH_REUSE: 'refresh_reuse',
+  LOGOUT: 'logout',
+  LOGOUT_ALL: 'logout_all',
+  PASSWORD_CHANGE: 'password_change',
+  API_KEY_CREATED: 'api_key_created',
+  API_KEY_REVOKED: 'api_key_revoked',
+  ROLES_CHANGED: 'roles_changed',
+  ORG_CREATED: 'org_created',
+  MEMBERSHIP_ADDED: 'membership_added',
+  MEMBERSHIP_CHANGED: 'membership_changed',
+  MEMBERSHIP_REMOVED: 'membership_removed',
+  USER_DISABLED: 'user_disabled',
+  USER_ENABLED: 'user_enabled',
+  USER_DELETED: 'user_deleted',
+  KEY_ROTATED: 'key_rotated'
+})
 
 export interface AuditEventInput {
-  /** e.g. 'register', 'login', 'refresh', 'refresh_reuse', 'logout', 'logout_all', ... */
+  /** e.g. 'register', 'login', 'refresh', 'refresh_reuse', 'logout', 'logout_all', ... (see AUDIT_EVENTS) */
   type: string
   outcome: 'success' | 'failure'
   reason?: string
   actorId?: string | null
   subjectId?: string | null
   orgId?: string | null
-  /** Non-secret details only: never a password, token, hash or key. */
+  /** Non-secret details only: never a password, token, hash or key (secret-looking keys and values are stripped). */
   details?: Record<string, unknown>
   /** Where ip and user agent are taken from. */
   request?: FastifyRequest
@@ -25,13 +55,25 @@ export interface AuditOptions {
   batchSize?: number
   /** Flush at least this often (ms). @default 50 */
   flushIntervalMs?: number
+  /** Attempts per batch before it is reported as lost. @default 3 */
+  attempts?: number
+  /** Events held while the database is failing; beyond that new events are reported as lost. @default 10000 */
+  maxQueue?: number
+}
+
+export interface AuditStats {
+  written: number
+  /** Events that could not be stored (each logged at error level). */
+  lost: number
+  queued: number
 }
 
 export interface Audit {
   /** Queues an event; returns at once. */
   record: (event: AuditEventInput) => void
-  /** Writes every queued event now. */
+  /** Writes every queued event now (resolves when they are stored or reported lost). */
   flush: () => Promise<void>
+  stats: () => AuditStats
 }
 
 declare module 'fastify' {
@@ -53,25 +95,81 @@ interface Row {
   createdAt: Date
 }
 
-async function auditPlugin (fastify: FastifyInstance, options: AuditOptions): Promise<void> {
-  const batchSize = options.batchSize ?? 100
-  const interval = options.flushIntervalMs ?? 50
+export const DEFAULT_BATCH_SIZE = 100
+export const DEFAULT_FLUSH_INTERVAL_MS = 50
+export const DEFAULT_ATTEMPTS = 3
+export const DEFAULT_MAX_QUEUE = 10_000
+const RETRY_DELAY_MS = 100
+
+function positive (name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < 1) throw new TypeError(`gatehouse-audit: ${name} must be a whole number >= 1`)
+  return value
+}
+
+export function resolveOptions (input: AuditOptions = {}): Readonly<Required<AuditOptions>> {
+  return Object.freeze({
+    batchSize: positive('batchSize', input.batchSize, DEFAULT_BATCH_SIZE),
+    flushIntervalMs: positive('flushIntervalMs', input.flushIntervalMs, DEFAULT_FLUSH_INTERVAL_MS),
+    attempts: positive('attempts', input.attempts, DEFAULT_ATTEMPTS),
+    maxQueue: positive('maxQueue', input.maxQueue, DEFAULT_MAX_QUEUE)
+  })
+}
+
+function id (value: unknown): string | null {
+  return typeof value === 'string' && value !== '' ? value.slice(0, 200) : null
+}
+
+/** The row stored for an event (sanitised; no request object kept). */
+export function toRow (event: AuditEventInput, now = new Date()): Row {
+  const request = event.request
+  const details = sanitizeDetails(event.details)
+  const userAgent = event.userAgent ?? request?.headers['user-agent']
+  return {
+    type: String(event.type).slice(0, 64),
+    outcome: event.outcome === 'success' ? 'success' : 'failure',
+    reason: sanitizeText(event.reason, 200),
+    actorId: id(event.actorId),
+    subjectId: id(event.subjectId),
+    orgId: id(event.orgId),
+    ip: id(event.ip ?? request?.ip),
+    userAgent: sanitizeText(userAgent, 512),
+    details: details === null ? null : JSON.stringify(details),
+    createdAt: now
+  }
+}
+
+function summary (rows: Row[]): Array<Record<string, unknown>> {
+  return rows.slice(0, 100).map((r) => ({ type: r.type, outcome: r.outcome, reason: r.reason, actorId: r.actorId, subjectId: r.subjectId, orgId: r.orgId, at: r.createdAt.toISOString() }))
+}
+
+async function auditPlugin (fastify: FastifyInstance, input: AuditOptions): Promise<void> {
+  const options = resolveOptions(input)
   let queue: Row[] = []
   let timer: NodeJS.Timeout | null = null
   let inFlight: Promise<void> = Promise.resolve()
+  const counters = { written: 0, lost: 0 }
+
+  function lose (rows: Row[], why: string, err?: unknown): void {
+    counters.lost += rows.length
+    fastify.log.error({ err: err === undefined ? undefined : { message: (err as Error).message, code: (err as { code?: unknown }).code }, lost: summary(rows), lostCount: rows.length },
+      `AUDIT EVENTS LOST: ${rows.length} audit event(s) could not be stored (${why})`)
+  }
 
   async function write (rows: Row[]): Promise<void> {
-    for (let attempt = 1; attempt <= 2; attempt++) {
+    let last: unknown
+    for (let attempt = 1; attempt <= options.attempts; attempt++) {
       try {
         await fastify.store.prisma.auditEvent.createMany({ data: rows })
+        counters.written += rows.length
         return
       } catch (err) {
-        if (attempt === 2) {
-          fastify.log.error({ err, lost: rows.map((r) => ({ type: r.type, outcome: r.outcome, actorId: r.actorId, subjectId: r.subjectId, at: r.createdAt })) },
-            `AUDIT WRITE FAILED: ${rows.length} audit event(s) could not be stored`)
-        }
+        last = err
+        fastify.log.warn({ err: { message: (err as Error).message }, attempt, events: rows.length }, 'audit: write failed; retrying')
+        if (attempt < options.attempts) await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS * attempt))
       }
     }
+    lose(rows, `database write failed ${options.attempts} times`, last)
   }
 
   function flush (): Promise<void> {
@@ -79,29 +177,39 @@ async function auditPlugin (fastify: FastifyInstance, options: AuditOptions): Pr
     if (queue.length === 0) return inFlight
     const rows = queue
     queue = []
-    inFlight = inFlight.then(() => write(rows))
+    for (let i = 0; i < rows.length; i += options.batchSize) {
+      const batch = rows.slice(i, i + options.batchSize)
+      inFlight = inFlight.then(() => write(batch))
+    }
     return inFlight
   }
 
   function record (event: AuditEventInput): void {
-    const request = event.request
-    queue.push({
-      type: event.type,
-      outcome: event.outcome,
-      reason: event.reason ?? null,
-      actorId: event.actorId ?? null,
-      subjectId: event.subjectId ?? null,
-      orgId: event.orgId ?? null,
-      ip: event.ip ?? request?.ip ?? null,
-      userAgent: (event.userAgent ?? request?.headers['user-agent'] ?? null)?.slice(0, 512) ?? null,
-      details: event.details === undefined ? null : JSON.stringify(event.details),
-      createdAt: new Date()
-    })
-    if (queue.length >= batchSize) void flush()
-    else if (timer === null) timer = setTimeout(() => { void flush() }, interval)
+    let row: Row
+    try {
+      row = toRow(event)
+    } catch (err) {
+      fastify.log.error({ err: { message: (err as Error).message }, type: String(event?.type) }, 'AUDIT EVENT LOST: the event could not be prepared')
+      counters.lost++
+      return
+    }
+    if (queue.length >= options.maxQueue) {
+      lose([row], `the audit queue is full (${options.maxQueue} events waiting)`)
+      return
+    }
+    queue.push(row)
+    if (queue.length >= options.batchSize) void flush()
+    else if (timer === null) {
+      timer = setTimeout(() => { void flush() }, options.flushIntervalMs)
+      timer.unref?.()
+    }
   }
 
-  fastify.decorate('audit', { record, flush })
+  fastify.decorate('audit', Object.freeze({
+    record,
+    flush,
+    stats: () => ({ ...counters, queued: queue.length })
+  }))
   fastify.addHook('onClose', async () => { await flush() })
 }
 
