@@ -23,6 +23,11 @@ export interface GatehouseConfig {
   refreshTokenTtl: number
   /** Seconds: absolute cap of a refresh family, however often it is rotated. */
   refreshTokenMaxTtl: number
+  /**
+   * Seconds during which a rotated refresh token presented again returns the same, still unused
+   * successor instead of revoking the family (a client that lost the response). 0 to 5.
+   */
+  refreshReuseGrace: number
   /** Raw entries of TRUSTED_ISSUERS; validated by the trusted-issuers plugin. */
   trustedIssuers: unknown[]
   adminEmail?: string
@@ -112,6 +117,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatehouseConf
   const accessTokenTtl = integer(env, 'ACCESS_TOKEN_TTL', 900, 30, 86_400)
   const refreshTokenMaxTtl = integer(env, 'REFRESH_TOKEN_MAX_TTL', 30 * 86_400, 60, 365 * 86_400)
   const refreshTokenTtl = integer(env, 'REFRESH_TOKEN_TTL', 604_800, 60, 365 * 86_400)
+  const refreshReuseGrace = integer(env, 'REFRESH_REUSE_GRACE', 0, 0, 5)
   if (refreshTokenTtl > refreshTokenMaxTtl) {
     throw new ConfigError('REFRESH_TOKEN_TTL', `(${refreshTokenTtl} s) must not exceed REFRESH_TOKEN_MAX_TTL (${refreshTokenMaxTtl} s)`)
   }
@@ -150,6 +156,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatehouseConf
     accessTokenTtl,
     refreshTokenTtl,
     refreshTokenMaxTtl,
+    refreshReuseGrace,
     trustedIssuers,
     adminEmail,
     adminPassword,

@@ -13,6 +13,7 @@ t.test('defaults follow CONTRACT §2', async (t) => {
   t.equal(config.accessTokenTtl, 900)
   t.equal(config.refreshTokenTtl, 604800)
   t.equal(config.refreshTokenMaxTtl, 30 * 86400)
+  t.equal(config.refreshReuseGrace, 0)
   t.same(config.trustedIssuers, [])
   t.equal(config.trustProxy, undefined)
   t.equal(config.logLevel, 'info')
@@ -41,6 +42,7 @@ const bad: Array<[Record<string, string>, string]> = [
   [{ AUTH_SIGNING_ALG: 'HS256' }, 'AUTH_SIGNING_ALG'],
   [{ ACCESS_TOKEN_TTL: '-5' }, 'ACCESS_TOKEN_TTL'],
   [{ REFRESH_TOKEN_TTL: '9999999', REFRESH_TOKEN_MAX_TTL: '3600' }, 'REFRESH_TOKEN_TTL'],
+  [{ REFRESH_REUSE_GRACE: '30' }, 'REFRESH_REUSE_GRACE'],
   [{ TRUSTED_ISSUERS: '[{"issuer":' }, 'TRUSTED_ISSUERS'],
   [{ TRUSTED_ISSUERS: '{"issuer":"x"}' }, 'TRUSTED_ISSUERS'],
   [{ ADMIN_EMAIL: 'a@example.com' }, 'ADMIN_PASSWORD'],
