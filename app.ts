@@ -16,6 +16,7 @@ import healthRoutes from './routes/health.ts'
 // [import:credentials]
 // [import:tokens]
 // [import:trusted-issuers]
+import { trustedIssuers, type TrustedIssuersOptions } from './plugins/trusted-issuers/index.ts'
 // [import:rate-limit]
 import { rateLimit, type RateLimitPluginOptions } from './plugins/rate-limit/index.ts'
 // [import:rbac]
@@ -28,6 +29,8 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger']
   /** Store overrides (e.g. an existing Prisma client). */
   store?: Partial<StoreOptions>
+  /** Trusted-issuers limits (timeouts, cooldown, caps); the allowlist itself comes from config.trustedIssuers. */
+  trustedIssuers?: Omit<TrustedIssuersOptions, 'issuers'>
   /** Called for every route as it is registered (used to check the OpenAPI document is complete). */
   onRoute?: (route: RouteOptions) => void
   /** gatehouse-rate-limit overrides (e.g. higher limits in tests); the Redis client comes from gatehouse-redis. */
@@ -92,6 +95,7 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
   // [register:credentials]
   // [register:tokens]
   // [register:trusted-issuers]
+  await app.register(trustedIssuers, { ...options.trustedIssuers, issuers: config.trustedIssuers })
   // [register:authenticate]
   // [register:rbac]
   await app.register(rbac, options.rbac ?? {})
