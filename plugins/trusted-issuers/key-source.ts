@@ -65,13 +65,15 @@ export class IssuerKeySource {
   async lookup (kid: string | undefined): Promise<readonly KeyEntry[]> {
     const now = Date.now()
     let set = this.#set
+    let missed = false
     if (set === null || now - set.fetchedAt >= this.#options.cacheMaxAgeMs) {
       this.#counters.cacheMisses++
+      missed = true
       set = await this.#freshOrStale(now)
     }
     const found = find(set, kid)
     if (found.length > 0 || kid === undefined) {
-      if (found.length > 0) this.#counters.cacheHits++
+      if (found.length > 0 && !missed) this.#counters.cacheHits++
       return found
     }
 
@@ -81,7 +83,7 @@ export class IssuerKeySource {
       this.#counters.unknownKids++
       return []
     }
-    this.#counters.cacheMisses++
+    if (!missed) this.#counters.cacheMisses++
     if (this.#inflight !== null || now - this.#lastAttemptAt >= this.#options.cooldownMs) {
       try {
         set = await this.#refresh()
