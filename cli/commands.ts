@@ -1,9 +1,11 @@
 import type { GatehouseConfig } from '../lib/config.ts'
 import { migrateCommand } from './migrate.ts'
+import { keysCommand } from './keys.ts'
+import { usersCommand } from './users.ts'
+import { clientsCommand } from './clients.ts'
+import { auditCommand } from './audit.ts'
 
-export class UsageError extends Error {
-  override name = 'UsageError'
-}
+export { UsageError } from './errors.ts'
 
 export interface Command {
   summary: string
@@ -12,7 +14,11 @@ export interface Command {
 }
 
 export const COMMANDS: Record<string, Command> = {
-  migrate: migrateCommand
+  migrate: migrateCommand,
+  keys: keysCommand,
+  users: usersCommand,
+  clients: clientsCommand,
+  audit: auditCommand
 }
 
 export function usage (): string {

@@ -1,6 +1,6 @@
 import { migrate, pendingMigrations, redactDatabaseUrl } from '../plugins/store/index.ts'
 import type { Command } from './commands.ts'
-import { UsageError } from './commands.ts'
+import { UsageError } from './errors.ts'
 
 export const migrateCommand: Command = {
   summary: 'apply the pending database migrations (SQLite or PostgreSQL, from DATABASE_URL)',
