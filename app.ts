@@ -15,6 +15,8 @@ import { audit } from './plugins/audit/index.ts'
 import healthRoutes from './routes/health.ts'
 // [import:credentials]
 // [import:tokens]
+import { tokens, tokensOptionsFromConfig, type TokensOptions } from './plugins/tokens/index.ts'
+import wellKnownRoutes from './routes/well-known/index.ts'
 // [import:trusted-issuers]
 import { trustedIssuers, type TrustedIssuersOptions } from './plugins/trusted-issuers/index.ts'
 // [import:rate-limit]
@@ -22,9 +24,14 @@ import { rateLimit, type RateLimitPluginOptions } from './plugins/rate-limit/ind
 // [import:rbac]
 import { rbac, type RbacOptions } from './plugins/rbac/index.ts'
 // [import:authenticate]
+import { authenticate, type AuthenticateOptions } from './plugins/authenticate/index.ts'
 // [import:routes]
 
 export interface AppOptions {
+  /** gatehouse-tokens overrides (cache sizes, state TTL, key reload interval). */
+  tokens?: Partial<TokensOptions>
+  /** gatehouse-authenticate options (accepted schemes). */
+  authenticate?: AuthenticateOptions
   /** Fastify's logger option; defaults to pino at config.logLevel with secrets redacted. */
   logger?: FastifyServerOptions['logger']
   /** Store overrides (e.g. an existing Prisma client). */
@@ -94,13 +101,16 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
   await app.register(rateLimit, { ...options.rateLimit })
   // [register:credentials]
   // [register:tokens]
+  await app.register(tokens, { ...tokensOptionsFromConfig(config), ...options.tokens })
   // [register:trusted-issuers]
   await app.register(trustedIssuers, { ...options.trustedIssuers, issuers: config.trustedIssuers })
   // [register:authenticate]
+  await app.register(authenticate, options.authenticate ?? {})
   // [register:rbac]
   await app.register(rbac, options.rbac ?? {})
 
   await app.register(healthRoutes)
   // [register:routes]
+  await app.register(wellKnownRoutes)
   return app
 }

@@ -1,0 +1,200 @@
+// gatehouse-authenticate: `fastify.authenticate`, the onRequest hook that turns the Authorization
+// header into `request.user` (or a coded error with its WWW-Authenticate challenge).
+//
+//   Bearer  -> our issuer: fastify.tokens; an allowlisted issuer: fastify.trustedIssuers; else UNTRUSTED_ISSUER
+//   Basic   -> fastify.credentials.verifyBasic, then the user's current state (fastify.tokens.userState)
+//   ApiKey  -> fastify.credentials.verifyApiKey, then the same state check
+//
+// Every collaborator is optional: registered with only gatehouse-trusted-issuers it is the whole
+// authentication of a resource server with no database. The hook is callback-style so that a
+// repeated bearer token whose state is in memory is accepted without a single await.
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { AuthScheme, AuthUser } from '../../lib/auth-user.ts'
+import { basicError, bearerError, gatehouseError, isGatehouseError, missingAuthorization, REALM, type GatehouseError } from '../../lib/errors.ts'
+import type { Tokens } from '../tokens/index.ts'
+import { userLoader, type UserState } from '../tokens/state.ts'
+import { peekIssuer } from '../tokens/jwt.ts'
+import { AUTH_SCHEMES, decodeBasic, malformed, MAX_BEARER_LENGTH, parseAuthorization } from './parse.ts'
+
+export interface AuthenticateOptions {
+  /**
+   * Schemes `fastify.authenticate` accepts. A scheme outside the list is answered like an unknown
+   * one (400 MALFORMED_AUTHORIZATION).
+   * @default every scheme whose verifier is registered: 'bearer' (gatehouse-tokens or
+   * gatehouse-trusted-issuers), 'basic' and 'apikey' (gatehouse-credentials)
+   */
+  schemes?: AuthScheme[]
+  /**
+   * `iss` put on users authenticated by Basic or ApiKey when gatehouse-tokens is not registered.
+   * @default fastify.tokens.issuer, else 'gatehouse'
+   */
+  issuer?: string
+}
+
+export type AuthenticateHook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** onRequest hook: authenticates the request with the plugin's schemes and sets `request.user`. */
+    authenticate: AuthenticateHook
+    /** A hook like `authenticate` that accepts only `schemes` (e.g. `['bearer']` for a token-only route). */
+    createAuthenticate: (options?: AuthenticateOptions) => AuthenticateHook
+  }
+}
+
+/** What authenticate needs from gatehouse-credentials. */
+interface CredentialVerifier {
+  verifyBasic: (email: string, password: string) => Promise<{ userId: string }>
+  verifyApiKey: (key: string) => Promise<{ userId: string, apiKeyId?: string }>
+}
+
+/** What authenticate needs from gatehouse-trusted-issuers. */
+interface ExternalVerifier {
+  has: (iss: unknown) => boolean
+  verify: (token: string) => Promise<AuthUser>
+}
+
+interface Collaborators {
+  tokens: Tokens | null
+  /** Current state of a user: fastify.tokens.userState, or a direct read when only the store is registered. */
+  userState: ((userId: string) => Promise<UserState | null>) | null
+  /** `iss` of this server's own credentials. */
+  issuer: string
+  credentials: CredentialVerifier | null
+  trusted: ExternalVerifier | null
+}
+
+/** Answers with a 401 carrying the challenge of the scheme that failed. */
+function challengeFor (scheme: AuthScheme, err: unknown): unknown {
+  if (!isGatehouseError(err) || err.statusCode !== 401) return err
+  if (scheme === 'basic') {
+    if (err.headers?.['www-authenticate']?.startsWith('Basic') === true) return err
+    return basicError(err.code, err.message)
+  }
+  if (scheme === 'apikey') {
+    if (err.headers?.['www-authenticate'] !== undefined) return err
+    return gatehouseError(err.code, err.message, { headers: { 'www-authenticate': `ApiKey realm="${REALM}"` } })
+  }
+  if (err.headers?.['www-authenticate'] !== undefined) return err
+  return bearerError(err.code, err.message)
+}
+
+export function resolveOptions (options: AuthenticateOptions, available: ReadonlySet<AuthScheme>): ReadonlySet<AuthScheme> {
+  if (options.schemes === undefined) return available
+  if (!Array.isArray(options.schemes) || options.schemes.length === 0) throw new TypeError('gatehouse-authenticate: schemes must be a non-empty array')
+  for (const scheme of options.schemes) {
+    if (!AUTH_SCHEMES.includes(scheme)) throw new TypeError(`gatehouse-authenticate: unknown scheme ${JSON.stringify(scheme)} (use ${AUTH_SCHEMES.join(', ')})`)
+    if (!available.has(scheme)) {
+      throw new TypeError(`gatehouse-authenticate: scheme ${scheme} needs ${scheme === 'bearer' ? 'gatehouse-tokens or gatehouse-trusted-issuers' : 'gatehouse-credentials'} to be registered first`)
+    }
+  }
+  return new Set(options.schemes)
+}
+
+/**
+ * The hook factory, without Fastify: `collaborators` are whatever is registered. Exported for
+ * apps that build their own hook around it.
+ */
+export function createAuthenticateHook (collaborators: Collaborators, schemes: ReadonlySet<AuthScheme>): AuthenticateHook {
+  const { tokens, credentials, trusted, userState, issuer } = collaborators
+  const ourIssuer = tokens?.issuer
+
+  async function userFromState (userId: string, scheme: AuthScheme): Promise<AuthUser> {
+    if (userState === null) throw new Error('gatehouse-authenticate: no user state source (register gatehouse-tokens or gatehouse-store)')
+    const state = await userState(userId)
+    if (state === null || state.deleted) throw gatehouseError('USER_NOT_FOUND')
+    if (state.status !== 'active') throw gatehouseError('ACCOUNT_DISABLED')
+    return { id: state.id, sub: state.id, iss: issuer, roles: state.roles as string[], scheme, external: false, email: state.email }
+  }
+
+  async function basic (credentialsText: string): Promise<AuthUser> {
+    const { email, password } = decodeBasic(credentialsText)
+    const { userId } = await (credentials as CredentialVerifier).verifyBasic(email, password)
+    return await userFromState(userId, 'basic')
+  }
+
+  async function apiKey (key: string): Promise<AuthUser> {
+    const { userId } = await (credentials as CredentialVerifier).verifyApiKey(key)
+    return await userFromState(userId, 'apikey')
+  }
+
+  function external (token: string, iss: unknown): Promise<AuthUser> {
+    if (trusted !== null && trusted.has(iss)) return trusted.verify(token)
+    throw bearerError('UNTRUSTED_ISSUER')
+  }
+
+  /** AuthUser, or a Promise of one; throws coded errors synchronously. */
+  function bearer (token: string): AuthUser | Promise<AuthUser> {
+    if (token.length > MAX_BEARER_LENGTH) throw bearerError('INVALID_TOKEN', 'The token is too large')
+    if (tokens !== null) {
+      const cached = tokens.verifyCached(token)
+      if (cached !== undefined) return cached
+      if (trusted === null) return tokens.verifyFast(token)
+    }
+    const iss = peekIssuer(token)
+    if (iss === ourIssuer && tokens !== null) return tokens.verifyFast(token)
+    if (iss === undefined) throw bearerError('MISSING_CLAIM', 'The token lacks the iss claim')
+    return external(token, iss)
+  }
+
+  return function authenticate (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const header = request.headers.authorization
+    if (header === undefined || header === '') {
+      done(missingAuthorization())
+      return
+    }
+    let scheme: AuthScheme = 'bearer'
+    let result: AuthUser | Promise<AuthUser>
+    try {
+      const parsed = parseAuthorization(header)
+      scheme = parsed.scheme
+      if (!schemes.has(scheme)) throw malformed(`The ${scheme === 'apikey' ? 'ApiKey' : scheme === 'basic' ? 'Basic' : 'Bearer'} scheme is not accepted here`)
+      if (scheme === 'bearer') result = bearer(parsed.credentials)
+      else if (scheme === 'basic') result = basic(parsed.credentials)
+      else result = apiKey(parsed.credentials)
+    } catch (err) {
+      done(challengeFor(scheme, err) as GatehouseError)
+      return
+    }
+    if (result instanceof Promise) {
+      result.then((user) => {
+        request.user = user
+        done()
+      }, (err: unknown) => {
+        done(challengeFor(scheme, err) as GatehouseError)
+      })
+      return
+    }
+    request.user = result
+    done()
+  }
+}
+
+async function authenticatePlugin (fastify: FastifyInstance, options: AuthenticateOptions): Promise<void> {
+  const tokens = fastify.hasDecorator('tokens') ? fastify.tokens : null
+  const collaborators: Collaborators = {
+    tokens,
+    userState: tokens !== null ? tokens.userState : fastify.hasDecorator('store') ? userLoader(fastify.store) : null,
+    issuer: tokens?.issuer ?? options.issuer ?? 'gatehouse',
+    credentials: fastify.hasDecorator('credentials') ? (fastify as unknown as { credentials: CredentialVerifier }).credentials : null,
+    trusted: fastify.hasDecorator('trustedIssuers') ? (fastify as unknown as { trustedIssuers: ExternalVerifier }).trustedIssuers : null
+  }
+  const available = new Set<AuthScheme>()
+  if (collaborators.tokens !== null || collaborators.trusted !== null) available.add('bearer')
+  if (collaborators.credentials !== null) {
+    available.add('basic')
+    available.add('apikey')
+  }
+  if (available.size === 0) {
+    throw new Error('gatehouse-authenticate: register gatehouse-tokens, gatehouse-trusted-issuers or gatehouse-credentials before it')
+  }
+  const defaults = resolveOptions(options, available)
+  if (!fastify.hasRequestDecorator('user')) fastify.decorateRequest('user', null)
+  fastify.decorate('authenticate', createAuthenticateHook(collaborators, defaults))
+  fastify.decorate('createAuthenticate', (hookOptions: AuthenticateOptions = {}) => createAuthenticateHook(collaborators, resolveOptions(hookOptions, available)))
+}
+
+export const authenticate = fp(authenticatePlugin, { name: 'gatehouse-authenticate', fastify: '5.x' })
+export default authenticate
+export { parseAuthorization, decodeBasic } from './parse.ts'

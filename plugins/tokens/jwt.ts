@@ -1,0 +1,219 @@
+// Strict verification of Gatehouse access tokens (RFC 8725, RFC 9068), in plain functions.
+//
+// Order: size and shape, then the header (parsed once: algorithm allowlist, kid syntax, typ, no
+// crit/b64/JWE members), then the payload must be an object whose `iss` is ours, then fast-jwt
+// checks the signature with the one key the kid names (pinned to that key's algorithm) before
+// any claim, then claims and their types. Keys are never taken from jku/jwk/x5u/x5c.
+import { createSigner, createVerifier, TokenError } from 'fast-jwt'
+import type { ErrorCode, GatehouseError } from '../../lib/errors.ts'
+import { bearerError } from '../../lib/errors.ts'
+import type { SigningAlgorithm } from '../../lib/config.ts'
+import { KID_PATTERN, type SigningKey } from './keys.ts'
+
+/** RFC 8725 §3: bound the work an unauthenticated token can cause. */
+export const MAX_TOKEN_LENGTH = 8 * 1024
+export const CLOCK_TOLERANCE_SECONDS = 30
+export const ACCESS_TOKEN_TYPE = 'at+jwt'
+const ALLOWED_ALGORITHMS: ReadonlySet<string> = new Set<SigningAlgorithm>(['RS256', 'ES256', 'EdDSA'])
+/** Three non-empty base64url segments (RFC 7515 §7.1); JWE (5 segments) and unsigned tokens fail here. */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+/** Header members that change how a JWS is processed; Gatehouse issues none of them. */
+const FORBIDDEN_HEADER_MEMBERS = ['crit', 'b64', 'enc', 'zip', 'cty'] as const
+const REQUIRED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'roles', 'ver']
+
+/** The claims of a verified Gatehouse access token. */
+export interface AccessTokenClaims {
+  iss: string
+  sub: string
+  aud: string | string[]
+  exp: number
+  iat: number
+  nbf?: number
+  jti: string
+  roles: string[]
+  /** Refresh family (session) id; absent only on client_credentials tokens. */
+  sid?: string
+  /** The user's token version when the token was issued. */
+  ver: number
+  client_id?: string
+  scope?: string
+  [claim: string]: unknown
+}
+
+export interface DecodedToken {
+  header: Record<string, unknown>
+  payload: Record<string, unknown>
+  kid: string
+  alg: string
+}
+
+export interface VerifierSettings {
+  issuer: string
+  audience: string
+  /** Seconds: also the maximum age of a token (from `iat`). */
+  accessTokenTtl: number
+  /** Seconds of accepted clock skew for exp/nbf/iat. @default 30 */
+  clockTolerance?: number
+}
+
+function invalid (message: string): GatehouseError {
+  return bearerError('INVALID_TOKEN', message)
+}
+
+function parseSegment (segment: string): unknown {
+  try {
+    return JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
+  } catch {
+    return undefined
+  }
+}
+
+function isObject (value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+/** RFC 9068 §4: `at+jwt`, also as the full media type, compared case-insensitively. */
+function isAccessTokenType (typ: unknown): boolean {
+  if (typeof typ !== 'string') return false
+  const lower = typ.toLowerCase()
+  return lower === ACCESS_TOKEN_TYPE || lower === 'application/' + ACCESS_TOKEN_TYPE
+}
+
+/**
+ * Size, shape and header checks, then the payload. Throws INVALID_TOKEN for anything that is
+ * not a well-formed Gatehouse-style JWS, MISSING_CLAIM without `iss`, UNTRUSTED_ISSUER when
+ * `iss` is not `issuer` (exact string match). The signature is not checked here.
+ */
+export function decodeAccessToken (token: string, issuer: string): DecodedToken {
+  if (token.length > MAX_TOKEN_LENGTH) throw invalid('The token is too large')
+  if (!COMPACT_JWS.test(token)) throw invalid('The token is not a compact JWS')
+  const dot1 = token.indexOf('.')
+  const dot2 = token.indexOf('.', dot1 + 1)
+  const header = parseSegment(token.slice(0, dot1))
+  if (!isObject(header)) throw invalid('The token header is not a JSON object')
+  const alg = header.alg
+  if (typeof alg !== 'string' || !ALLOWED_ALGORITHMS.has(alg)) throw invalid('The token algorithm is not allowed')
+  const kid = header.kid
+  if (typeof kid !== 'string' || !KID_PATTERN.test(kid)) throw invalid('The token kid is missing or malformed')
+  if (!isAccessTokenType(header.typ)) throw invalid(`The token type must be ${ACCESS_TOKEN_TYPE}`)
+  for (const member of FORBIDDEN_HEADER_MEMBERS) {
+    if (Object.hasOwn(header, member)) throw invalid(`The token header member ${member} is not supported`)
+  }
+  const payload = parseSegment(token.slice(dot1 + 1, dot2))
+  if (!isObject(payload)) throw invalid('The token payload is not a JSON object')
+  const iss = payload.iss
+  if (iss === undefined) throw bearerError('MISSING_CLAIM', 'The token lacks the iss claim')
+  if (typeof iss !== 'string') throw invalid('The iss claim must be a string')
+  if (iss !== issuer) throw bearerError('UNTRUSTED_ISSUER')
+  return { header, payload, kid, alg }
+}
+
+/** Reads `iss` of a token's payload without verifying anything (to route it to its verifier). */
+export function peekIssuer (token: string): unknown {
+  if (token.length > MAX_TOKEN_LENGTH) throw invalid('The token is too large')
+  if (!COMPACT_JWS.test(token)) throw invalid('The token is not a compact JWS')
+  const dot1 = token.indexOf('.')
+  const payload = parseSegment(token.slice(dot1 + 1, token.indexOf('.', dot1 + 1)))
+  if (!isObject(payload)) throw invalid('The token payload is not a JSON object')
+  return payload.iss
+}
+
+const FAST_JWT_CODES: Record<string, ErrorCode> = {
+  FAST_JWT_EXPIRED: 'TOKEN_EXPIRED',
+  FAST_JWT_INACTIVE: 'TOKEN_NOT_YET_VALID',
+  FAST_JWT_MISSING_REQUIRED_CLAIM: 'MISSING_CLAIM',
+  FAST_JWT_INVALID_SIGNATURE: 'INVALID_SIGNATURE',
+  FAST_JWT_MISSING_SIGNATURE: 'INVALID_SIGNATURE'
+}
+
+const FAST_JWT_MESSAGES: Record<string, string> = {
+  FAST_JWT_INVALID_TYPE: `The token type must be ${ACCESS_TOKEN_TYPE}`,
+  FAST_JWT_INVALID_ALGORITHM: 'The token algorithm is not allowed',
+  FAST_JWT_INVALID_CLAIM_TYPE: 'A token claim has the wrong type',
+  FAST_JWT_INVALID_CLAIM_VALUE: 'A token claim has a value that is not accepted',
+  FAST_JWT_INVALID_CRIT_HEADER: 'The token crit header is not supported',
+  FAST_JWT_INVALID_PAYLOAD: 'The token payload is not a JSON object',
+  FAST_JWT_MALFORMED: 'The token is not a well-formed JWS'
+}
+
+/** fast-jwt's TokenError (by its FAST_JWT_* code) as the CONTRACT §4 error, with the Bearer challenge. */
+export function translateJwtError (err: unknown): GatehouseError {
+  const code = (err as { code?: unknown })?.code
+  if (err instanceof TokenError && typeof code === 'string') {
+    const mapped = FAST_JWT_CODES[code]
+    if (mapped !== undefined) return bearerError(mapped)
+    return bearerError('INVALID_TOKEN', FAST_JWT_MESSAGES[code])
+  }
+  return bearerError('INVALID_TOKEN', undefined, err)
+}
+
+export type KeyVerifier = (token: string) => AccessTokenClaims
+
+/**
+ * One fast-jwt verifier for one key, pinned to that key's algorithm. fast-jwt's own cache stays
+ * off: the plugin's verified-token cache sits in front and keeps revocation checks per request.
+ */
+export function createKeyVerifier (key: SigningKey, settings: VerifierSettings): KeyVerifier {
+  const tolerance = settings.clockTolerance ?? CLOCK_TOLERANCE_SECONDS
+  const toleranceMs = tolerance * 1000
+  const verifier = createVerifier({
+    key: key.publicPem,
+    algorithms: [key.alg],
+    allowedIss: settings.issuer,
+    allowedAud: settings.audience,
+    requiredClaims: REQUIRED_CLAIMS,
+    checkTyp: ACCESS_TOKEN_TYPE,
+    allowedCritHeaders: [],
+    // fast-jwt counts time in milliseconds.
+    clockTolerance: toleranceMs,
+    maxAge: settings.accessTokenTtl * 1000,
+    cache: false
+  })
+  return (token: string): AccessTokenClaims => {
+    let payload: Record<string, unknown>
+    try {
+      payload = verifier(token) as Record<string, unknown>
+    } catch (err) {
+      throw translateJwtError(err)
+    }
+    checkClaimTypes(payload, Date.now(), toleranceMs)
+    return payload as AccessTokenClaims
+  }
+}
+
+function isStringArray (value: unknown): value is string[] {
+  if (!Array.isArray(value)) return false
+  for (const item of value) if (typeof item !== 'string') return false
+  return true
+}
+
+/**
+ * The claim rules fast-jwt does not know: types of our own claims, `iat` not in the future
+ * (RFC 7519 leaves it to us; jose rejects it too), and the two principal shapes: a user token
+ * carries `sid`; a client_credentials token has `client_id` = `sub` and no `sid`.
+ */
+export function checkClaimTypes (payload: Record<string, unknown>, now: number, toleranceMs: number): void {
+  const { sub, jti, iat, roles, ver, sid } = payload
+  if (typeof sub !== 'string' || sub.length === 0 || sub.length > 255) throw invalid('The sub claim must be a non-empty string')
+  if (typeof jti !== 'string' || jti.length === 0) throw invalid('The jti claim must be a non-empty string')
+  if (typeof iat !== 'number' || !Number.isFinite(iat)) throw invalid('The iat claim must be a number')
+  if (iat * 1000 > now + toleranceMs) throw bearerError('TOKEN_NOT_YET_VALID', 'The token was issued in the future')
+  if (!isStringArray(roles)) throw invalid('The roles claim must be an array of strings')
+  if (!Number.isSafeInteger(ver) || (ver as number) < 0) throw invalid('The ver claim must be a non-negative integer')
+  if (sid !== undefined && (typeof sid !== 'string' || sid.length === 0)) throw invalid('The sid claim must be a non-empty string')
+  if (payload.scope !== undefined && typeof payload.scope !== 'string') throw invalid('The scope claim must be a string')
+  const clientId = payload.client_id
+  if (clientId === undefined) {
+    if (sid === undefined) throw bearerError('MISSING_CLAIM', 'The token lacks the sid claim')
+  } else if (typeof clientId !== 'string' || clientId !== sub || sid !== undefined) {
+    throw invalid('A client token must have client_id equal to sub and no sid')
+  }
+}
+
+export type KeySigner = (payload: Record<string, unknown>) => string
+
+/** One fast-jwt signer per key; the header carries `typ: at+jwt` and the key's `kid`. */
+export function createKeySigner (key: SigningKey): KeySigner {
+  const signer = createSigner({ key: key.privatePem, algorithm: key.alg, kid: key.kid, header: { alg: key.alg, typ: ACCESS_TOKEN_TYPE } })
+  return (payload) => signer(payload)
+}
