@@ -1,0 +1,80 @@
+// gatehouse-bootstrap-admin: when ADMIN_EMAIL and ADMIN_PASSWORD are set, the account exists with
+// the global `admin` role before the server starts serving. It is created with the password
+// (hashed by gatehouse-credentials, after the password policy), or an existing account is
+// promoted (its password is left as it is). Idempotent, and safe when several instances start at
+// once (a lost creation race falls back to promotion). The password is never logged.
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { ConfigError } from '../../lib/config.ts'
+import { isGatehouseError } from '../../lib/errors.ts'
+import { isUniqueViolation } from '../store/index.ts'
+import { roleList } from './hierarchy.ts'
+
+export interface BootstrapAdminOptions {
+  /** The account's email (normalised by gatehouse-credentials). Nothing happens when unset. */
+  email?: string
+  /** Its password, used only when the account is created. */
+  password?: string
+  /** The global role to grant. @default 'admin' */
+  role?: string
+}
+
+export type BootstrapResult = 'created' | 'promoted' | 'unchanged'
+
+async function ensureAdmin (fastify: FastifyInstance, email: string, password: string, role: string): Promise<{ id: string, result: BootstrapResult }> {
+  const prisma = fastify.store.prisma
+  const existing = await prisma.user.findUnique({ where: { email }, select: { id: true, roles: true, status: true, deletedAt: true, passwordHash: true } })
+  if (existing === null) {
+    const passwordHash = await fastify.credentials.hashPassword(password)
+    try {
+      const created = await prisma.user.create({ data: { email, passwordHash, roles: JSON.stringify([role]) }, select: { id: true } })
+      return { id: created.id, result: 'created' }
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err
+      return ensureAdmin(fastify, email, password, role)
+    }
+  }
+  const roles = (() => {
+    try { return roleList(JSON.parse(existing.roles)) } catch { return [] }
+  })()
+  const fine = roles.includes(role) && existing.status === 'active' && existing.deletedAt === null && existing.passwordHash !== null
+  if (fine) return { id: existing.id, result: 'unchanged' }
+  await prisma.user.update({
+    where: { id: existing.id },
+    data: {
+      roles: JSON.stringify(roles.includes(role) ? roles : [role, ...roles]),
+      status: 'active',
+      deletedAt: null,
+      ...(existing.passwordHash === null ? { passwordHash: await fastify.credentials.hashPassword(password) } : {})
+    }
+  })
+  return { id: existing.id, result: 'promoted' }
+}
+
+async function bootstrapAdminPlugin (fastify: FastifyInstance, options: BootstrapAdminOptions): Promise<void> {
+  if (options.email === undefined || options.password === undefined) return
+  const role = options.role ?? 'admin'
+  if (fastify.hasDecorator('rbac') && !fastify.rbac.isRole(role)) throw new ConfigError('ADMIN_EMAIL', `the role ${JSON.stringify(role)} is not in the global role hierarchy`)
+  const email = fastify.credentials.normalizeEmail(options.email)
+  let password: string
+  try {
+    password = fastify.credentials.checkPasswordPolicy(options.password, { email })
+  } catch (err) {
+    if (isGatehouseError(err)) throw new ConfigError('ADMIN_PASSWORD', `does not meet the password policy (${err.message})`)
+    throw err
+  }
+  const { id, result } = await ensureAdmin(fastify, email, password, role)
+  if (result !== 'unchanged') {
+    if (fastify.hasDecorator('tokens')) await fastify.tokens.userChanged(id)
+    fastify.audit.record({ type: 'roles_changed', outcome: 'success', subjectId: id, reason: 'bootstrap_admin', details: { role, result } })
+  }
+  const what = result === 'created' ? 'created' : result === 'promoted' ? `promoted to ${role} (password left unchanged)` : `already ${role}`
+  fastify.log.info({ userId: id, email, result }, `bootstrap admin ${email}: ${what}`)
+}
+
+export const bootstrapAdmin = fp(bootstrapAdminPlugin, {
+  name: 'gatehouse-bootstrap-admin',
+  fastify: '5.x',
+  dependencies: ['gatehouse-store', 'gatehouse-credentials', 'gatehouse-audit']
+})
+export default bootstrapAdmin

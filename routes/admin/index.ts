@@ -1,0 +1,198 @@
+// /admin: account administration and the audit log, for the global `admin` role.
+// Disabling, deleting and role changes take effect on the user's next request: the cached user
+// state is dropped on every instance (tokens.userChanged), and for disable/delete every refresh
+// family is revoked together with its live access tokens (sessions.revokeAllFamilies).
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { highestRole } from '../../plugins/rbac/hierarchy.ts'
+import { createUserAdmin, type StatusFilter, type UserChange } from './users.ts'
+import { listAuditEvents } from './audit.ts'
+import { badQuery, decodeCursor, pageSize, pagingQuery } from './paging.ts'
+
+export { createUserAdmin } from './users.ts'
+export { listAuditEvents } from './audit.ts'
+
+const errorRef = { $ref: 'GatehouseError#' } as const
+const errors = { 400: errorRef, 401: errorRef, 403: errorRef, 404: errorRef, 409: errorRef, 503: errorRef }
+const bearer = [{ bearerAuth: [] }]
+const uuid = { type: 'string', format: 'uuid' } as const
+const dateTime = { type: 'string', format: 'date-time' } as const
+
+function time (name: string, raw: string | undefined): Date | undefined {
+  if (raw === undefined) return undefined
+  const at = new Date(raw)
+  if (Number.isNaN(at.getTime())) throw badQuery(`querystring/${name} must be an ISO 8601 date-time`)
+  return at
+}
+
+export default async function adminRoutes (fastify: FastifyInstance): Promise<void> {
+  const global = fastify.rbac.options.global
+  const adminRole = global.grants.has('admin') ? 'admin' : highestRole(global, global.roles) ?? 'admin'
+  const users = createUserAdmin(fastify.store.prisma, fastify.store.provider, adminRole)
+
+  fastify.addHook('onRequest', fastify.authenticate)
+  fastify.addHook('preHandler', fastify.requireRole(adminRole))
+
+  const userSchema = {
+    type: 'object',
+    properties: {
+      id: uuid,
+      email: { type: 'string' },
+      name: { type: 'string', nullable: true },
+      status: { type: 'string', enum: ['active', 'disabled'] },
+      roles: { type: 'array', items: { type: 'string' } },
+      createdAt: dateTime,
+      lastLoginAt: { ...dateTime, nullable: true },
+      deletedAt: { ...dateTime, nullable: true }
+    },
+    required: ['id', 'email', 'status', 'roles', 'createdAt']
+  } as const
+
+  /** Makes a change effective at once: cached state dropped everywhere, sessions killed when the account is shut. */
+  async function enforce (change: UserChange, reason: string): Promise<void> {
+    const id = change.user.id
+    const shut = change.user.deletedAt !== null || change.user.status !== 'active'
+    // The cached state first: it alone already makes every live token of a shut account fail.
+    if (fastify.hasDecorator('tokens')) await fastify.tokens.userChanged(id)
+    if (fastify.hasDecorator('credentials')) await fastify.credentials.forgetUser(id)
+    if (shut && fastify.hasDecorator('sessions')) await fastify.sessions.revokeAllFamilies(id, reason)
+  }
+
+  function auditChange (request: FastifyRequest, type: string, change: UserChange, details?: Record<string, unknown>): void {
+    fastify.audit.record({ type, outcome: 'success', actorId: request.user?.id, subjectId: change.user.id, details, request })
+  }
+
+  fastify.get<{ Querystring: { limit?: string, cursor?: string, email?: string, status?: StatusFilter } }>('/users', {
+    schema: {
+      tags: ['admin'],
+      summary: 'List accounts (paged; filter by email substring and status)',
+      security: bearer,
+      querystring: {
+        type: 'object',
+        properties: {
+          ...pagingQuery,
+          email: { type: 'string', minLength: 1, maxLength: 320, description: 'Substring of the (normalised) email' },
+          status: { type: 'string', enum: ['active', 'disabled', 'deleted'], description: 'Default: every account not deleted' }
+        },
+        additionalProperties: false
+      },
+      response: {
+        200: {
+          type: 'object',
+          properties: { items: { type: 'array', items: userSchema }, total: { type: 'integer' }, next: { type: 'string', nullable: true } },
+          required: ['items', 'total', 'next']
+        },
+        ...errors
+      }
+    }
+  }, async (request) => {
+    const { limit, cursor, email, status } = request.query
+    return users.list({ email, status, limit: pageSize(limit), cursor: decodeCursor(cursor) })
+  })
+
+  fastify.patch<{ Params: { id: string }, Body: { disabled?: boolean, roles?: string[] } }>('/users/:id', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Disable or enable an account, or set its global roles',
+      security: bearer,
+      params: { type: 'object', properties: { id: uuid }, required: ['id'], additionalProperties: false },
+      body: {
+        type: 'object',
+        properties: {
+          disabled: { type: 'boolean' },
+          roles: { type: 'array', items: { type: 'string', enum: [...global.roles] }, minItems: 1, maxItems: global.roles.length, uniqueItems: true }
+        },
+        minProperties: 1,
+        additionalProperties: false
+      },
+      response: { 200: userSchema, ...errors }
+    }
+  }, async (request) => {
+    const change = await users.update(request.params.id, request.body)
+    const { before, user } = change
+    await enforce(change, user.status === 'active' ? 'admin' : 'admin_disabled')
+    if (before.status !== user.status) auditChange(request, user.status === 'active' ? 'user_enabled' : 'user_disabled', change)
+    if (JSON.stringify([...before.roles].sort()) !== JSON.stringify([...user.roles].sort())) {
+      auditChange(request, 'roles_changed', change, { from: before.roles, to: user.roles })
+    }
+    return user
+  })
+
+  fastify.delete<{ Params: { id: string } }>('/users/:id', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Soft-delete an account: its data is kept, its tokens stop working at once',
+      security: bearer,
+      params: { type: 'object', properties: { id: uuid }, required: ['id'], additionalProperties: false },
+      response: { 204: { type: 'null', description: 'Deleted' }, ...errors }
+    }
+  }, async (request, reply) => {
+    const change = await users.softDelete(request.params.id)
+    await enforce(change, 'admin_deleted')
+    auditChange(request, 'user_deleted', change)
+    return reply.code(204).send()
+  })
+
+  fastify.get<{ Querystring: { limit?: string, cursor?: string, type?: string, user?: string, org?: string, outcome?: 'success' | 'failure', from?: string, to?: string } }>('/audit', {
+    schema: {
+      tags: ['admin'],
+      summary: 'The audit log, newest first (paged; filter by type, user, organization, outcome and time)',
+      security: bearer,
+      querystring: {
+        type: 'object',
+        properties: {
+          ...pagingQuery,
+          type: { type: 'string', pattern: '^[a-z_]{1,64}$' },
+          user: { ...uuid, description: 'Events where this user is the actor or the subject' },
+          org: uuid,
+          outcome: { type: 'string', enum: ['success', 'failure'] },
+          from: { ...dateTime, description: 'Inclusive' },
+          to: { ...dateTime, description: 'Inclusive' }
+        },
+        additionalProperties: false
+      },
+      response: {
+        200: {
+          type: 'object',
+          properties: {
+            items: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: {
+                  id: { type: 'string' },
+                  type: { type: 'string' },
+                  outcome: { type: 'string' },
+                  reason: { type: 'string', nullable: true },
+                  actorId: { type: 'string', nullable: true },
+                  subjectId: { type: 'string', nullable: true },
+                  orgId: { type: 'string', nullable: true },
+                  ip: { type: 'string', nullable: true },
+                  userAgent: { type: 'string', nullable: true },
+                  details: { type: 'object', nullable: true, additionalProperties: true },
+                  createdAt: dateTime
+                },
+                required: ['id', 'type', 'outcome', 'createdAt']
+              }
+            },
+            next: { type: 'string', nullable: true }
+          },
+          required: ['items', 'next']
+        },
+        ...errors
+      }
+    }
+  }, async (request) => {
+    const q = request.query
+    await fastify.audit.flush()
+    return listAuditEvents(fastify.store.prisma, {
+      type: q.type,
+      userId: q.user,
+      orgId: q.org,
+      outcome: q.outcome,
+      from: time('from', q.from),
+      to: time('to', q.to),
+      limit: pageSize(q.limit),
+      cursor: decodeCursor(q.cursor)
+    })
+  })
+}

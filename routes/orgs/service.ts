@@ -1,0 +1,121 @@
+// Organizations and memberships over Prisma. Every change of a membership that could leave an
+// organization without an admin runs in a transaction that first locks the organization's
+// row (an UPDATE: a row lock in PostgreSQL, the write lock in SQLite), so concurrent demotions
+// or removals are serialised and the count of remaining admins they check is current.
+import type { PrismaClient } from '../../plugins/store/index.ts'
+import { isUniqueViolation } from '../../plugins/store/index.ts'
+import { gatehouseError } from '../../lib/errors.ts'
+import { nextFreeSlug, slugify } from './slug.ts'
+
+type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0]
+
+export interface Member { id: string, email: string, name: string | null, role: string }
+
+const SLUG_ATTEMPTS = 5
+const TX = { maxWait: 5_000, timeout: 10_000 }
+
+export function createOrgService (prisma: PrismaClient, adminRole: string) {
+  async function freeSlug (base: string): Promise<string> {
+    const rows = await prisma.organization.findMany({ where: { slug: { startsWith: base } }, select: { slug: true } })
+    return nextFreeSlug(base, new Set(rows.map((r) => r.slug)))
+  }
+
+  /** Creates the organization with `userId` as its admin; the slug is made unique (suffix -2, -3, ...). */
+  async function create (userId: string, name: string): Promise<{ id: string, name: string, slug: string }> {
+    const base = slugify(name)
+    for (let attempt = 1; ; attempt++) {
+      const slug = attempt <= SLUG_ATTEMPTS ? await freeSlug(base) : `${base}-${Math.random().toString(36).slice(2, 8)}`
+      try {
+        return await prisma.organization.create({
+          data: { name, slug, memberships: { create: { userId, role: adminRole } } },
+          select: { id: true, name: true, slug: true }
+        })
+      } catch (err) {
+        // Another organization took the slug between the read and the insert: try the next one.
+        if (!isUniqueViolation(err) || attempt > SLUG_ATTEMPTS + 3) throw err
+      }
+    }
+  }
+
+  async function get (orgId: string) {
+    const org = await prisma.organization.findUnique({
+      where: { id: orgId },
+      select: {
+        id: true,
+        name: true,
+        slug: true,
+        createdAt: true,
+        memberships: {
+          where: { user: { deletedAt: null } },
+          orderBy: { createdAt: 'asc' },
+          select: { role: true, user: { select: { id: true, email: true, name: true } } }
+        }
+      }
+    })
+    if (org === null) throw gatehouseError('NOT_FOUND')
+    const { memberships, ...rest } = org
+    return { ...rest, members: memberships.map((m) => ({ ...m.user, role: m.role })) }
+  }
+
+  /** Adds the (not deleted) account with this normalised email. NOT_FOUND: no such account; CONFLICT: already a member. */
+  async function addMember (orgId: string, email: string, role: string): Promise<Member> {
+    const user = await prisma.user.findFirst({ where: { email, deletedAt: null }, select: { id: true, email: true, name: true } })
+    if (user === null) throw gatehouseError('NOT_FOUND', 'No account with this email')
+    try {
+      await prisma.membership.create({ data: { orgId, userId: user.id, role } })
+    } catch (err) {
+      if (isUniqueViolation(err)) throw gatehouseError('CONFLICT', 'This account is already a member of the organization')
+      throw err
+    }
+    return { ...user, role }
+  }
+
+  async function lockOrg (tx: Tx, orgId: string): Promise<void> {
+    const locked = await tx.organization.updateMany({ where: { id: orgId }, data: { updatedAt: new Date() } })
+    if (locked.count === 0) throw gatehouseError('NOT_FOUND')
+  }
+
+  async function otherAdmins (tx: Tx, orgId: string, userId: string): Promise<number> {
+    return tx.membership.count({ where: { orgId, role: adminRole, userId: { not: userId }, user: { deletedAt: null } } })
+  }
+
+  async function membership (tx: Tx, orgId: string, userId: string) {
+    const found = await tx.membership.findUnique({
+      where: { orgId_userId: { orgId, userId } },
+      select: { id: true, role: true, user: { select: { id: true, email: true, name: true, deletedAt: true } } }
+    })
+    if (found === null || found.user.deletedAt !== null) throw gatehouseError('NOT_FOUND', 'No such member')
+    return found
+  }
+
+  /** Changes a member's role; CONFLICT when it would demote the last admin. */
+  async function changeRole (orgId: string, userId: string, role: string): Promise<Member & { previous: string }> {
+    return prisma.$transaction(async (tx) => {
+      await lockOrg(tx, orgId)
+      const current = await membership(tx, orgId, userId)
+      if (current.role === adminRole && role !== adminRole && await otherAdmins(tx, orgId, userId) === 0) {
+        throw gatehouseError('CONFLICT', 'An organization must keep at least one admin')
+      }
+      if (current.role !== role) await tx.membership.update({ where: { id: current.id }, data: { role } })
+      const { id, email, name } = current.user
+      return { id, email, name, role, previous: current.role }
+    }, TX)
+  }
+
+  /** Removes a member; CONFLICT when it is the last admin. Returns the role the member had. */
+  async function removeMember (orgId: string, userId: string): Promise<string> {
+    return prisma.$transaction(async (tx) => {
+      await lockOrg(tx, orgId)
+      const current = await membership(tx, orgId, userId)
+      if (current.role === adminRole && await otherAdmins(tx, orgId, userId) === 0) {
+        throw gatehouseError('CONFLICT', 'An organization must keep at least one admin')
+      }
+      await tx.membership.delete({ where: { id: current.id } })
+      return current.role
+    }, TX)
+  }
+
+  return { create, get, addMember, changeRole, removeMember }
+}
+
+export type OrgService = ReturnType<typeof createOrgService>
