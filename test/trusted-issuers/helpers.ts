@@ -137,6 +137,11 @@ export interface OidcProvider {
   rotate: (keys: JWK[]) => Promise<void>
 }
 
+interface OidcProviderInstance {
+  callback: () => (req: IncomingMessage, res: ServerResponse) => void
+  on: (event: string, listener: (...args: unknown[]) => void) => void
+}
+
 export const RESOURCE = 'https://api.example.test'
 const CLIENT_ID = 'service-a'
 const CLIENT_SECRET = 'a-client-secret-that-is-long-enough-0123456789'
@@ -152,11 +157,13 @@ export async function providerKeys (alg = 'RS256', kid?: string): Promise<JWK> {
  * enabled with JWT access tokens for RESOURCE (audience = RESOURCE), signed with `alg`.
  */
 export async function oidcProvider (t: TestContext, options: { alg?: string, keys?: JWK[] } = {}): Promise<OidcProvider> {
-  const { default: Provider } = await import('oidc-provider')
+  // oidc-provider ships no type declarations: describe the little used here.
+  const moduleName = 'oidc-provider'
+  const { default: Provider } = await import(moduleName) as { default: new (issuer: string, configuration: unknown) => OidcProviderInstance }
   const alg = options.alg ?? 'RS256'
   const server = await keyServer(t)
   const issuer = server.url
-  const make = (keys: JWK[]): InstanceType<typeof Provider> => {
+  const make = (keys: JWK[]): OidcProviderInstance => {
     const provider = new Provider(issuer, {
       clients: [{
         client_id: CLIENT_ID,
