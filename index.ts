@@ -1,0 +1,18 @@
+// Gatehouse as a library: every concern is a Fastify plugin of its own, plus the standalone
+// server's app factory. See docs/getting-started.md.
+export { store, migrate, pendingMigrations, translatePrismaError, isUniqueViolation } from './plugins/store/index.ts'
+export type { StoreOptions, Store, PrismaClient } from './plugins/store/index.ts'
+export { createPrismaClient } from './plugins/store/client.ts'
+export { redis } from './plugins/redis/index.ts'
+export { audit } from './plugins/audit/index.ts'
+export { credentials } from './plugins/credentials/index.ts'
+export { tokens } from './plugins/tokens/index.ts'
+export { sessions, createOAuthClient } from './plugins/sessions/index.ts'
+export { trustedIssuers } from './plugins/trusted-issuers/index.ts'
+export { rateLimit } from './plugins/rate-limit/index.ts'
+export { rbac, ROLE_PRESETS } from './plugins/rbac/index.ts'
+export { authenticate } from './plugins/authenticate/index.ts'
+export { buildApp, type AppOptions } from './app.ts'
+export { loadConfig, ConfigError, type GatehouseConfig } from './lib/config.ts'
+export { ERRORS, gatehouseError, isGatehouseError, type ErrorCode, type GatehouseError } from './lib/errors.ts'
+export type { AuthUser, AuthScheme } from './lib/auth-user.ts'
