@@ -41,6 +41,8 @@ type Verify = (token: string) => Record<string, unknown>
 /** fast-jwt error codes -> CONTRACT §4 codes (by code, never by message). */
 const FAST_JWT_CODES: Readonly<Record<string, ErrorCode>> = {
   [TokenError.codes.invalidSignature]: 'INVALID_SIGNATURE',
+  // A signature that cannot even be processed (e.g. an ES256 signature in DER, not R||S).
+  [TokenError.codes.verifyError]: 'INVALID_SIGNATURE',
   [TokenError.codes.expired]: 'TOKEN_EXPIRED',
   [TokenError.codes.inactive]: 'TOKEN_NOT_YET_VALID',
   [TokenError.codes.missingRequiredClaim]: 'MISSING_CLAIM'
