@@ -26,6 +26,11 @@ function accountOf (request: FastifyRequest): AuthUser {
   return user
 }
 
+/** The actor's id when its org role comes from our membership table (not from an external token's claim). */
+function ownActor (request: FastifyRequest): string | undefined {
+  return request.user !== null && !request.user.external ? request.user.id : undefined
+}
+
 export default async function orgRoutes (fastify: FastifyInstance): Promise<void> {
   const orgRoles = fastify.rbac.options.org
   const adminRole = highestRole(orgRoles, orgRoles.roles) ?? 'admin'
@@ -41,6 +46,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
   }
 
   fastify.post<{ Body: { name: string } }>('/', {
+    prefixTrailingSlash: 'no-slash',
     schema: {
       tags: ['orgs'],
       summary: 'Create an organization; the caller becomes its admin',
@@ -106,7 +112,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
     preHandler: fastify.requireOrgRole(adminRole)
   }, async (request) => {
     const { orgId, userId } = request.params
-    const { previous, ...updated } = await service.changeRole(orgId, userId, request.body.role)
+    const { previous, ...updated } = await service.changeRole(orgId, userId, request.body.role, ownActor(request))
     if (previous !== updated.role) await changed(request, 'membership_changed', orgId, userId, { from: previous, to: updated.role })
     return updated
   })
@@ -122,7 +128,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
     preHandler: fastify.requireOrgRole(adminRole)
   }, async (request, reply) => {
     const { orgId, userId } = request.params
-    const role = await service.removeMember(orgId, userId)
+    const role = await service.removeMember(orgId, userId, ownActor(request))
     await changed(request, 'membership_removed', orgId, userId, { role })
     return reply.code(204).send()
   })

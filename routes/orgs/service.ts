@@ -75,6 +75,13 @@ export function createOrgService (prisma: PrismaClient, adminRole: string) {
     if (locked.count === 0) throw gatehouseError('NOT_FOUND')
   }
 
+  /** The actor's admin role, checked again under the lock: a concurrent demotion of the actor wins. */
+  async function stillAdmin (tx: Tx, orgId: string, actorId: string | undefined): Promise<void> {
+    if (actorId === undefined) return
+    const actor = await tx.membership.findUnique({ where: { orgId_userId: { orgId, userId: actorId } }, select: { role: true } })
+    if (actor?.role !== adminRole) throw gatehouseError('FORBIDDEN')
+  }
+
   async function otherAdmins (tx: Tx, orgId: string, userId: string): Promise<number> {
     return tx.membership.count({ where: { orgId, role: adminRole, userId: { not: userId }, user: { deletedAt: null } } })
   }
@@ -88,10 +95,14 @@ export function createOrgService (prisma: PrismaClient, adminRole: string) {
     return found
   }
 
-  /** Changes a member's role; CONFLICT when it would demote the last admin. */
-  async function changeRole (orgId: string, userId: string, role: string): Promise<Member & { previous: string }> {
+  /**
+   * Changes a member's role; CONFLICT when it would demote the last admin. With `actorId` (an own
+   * user), the actor must still be an admin once the organization is locked.
+   */
+  async function changeRole (orgId: string, userId: string, role: string, actorId?: string): Promise<Member & { previous: string }> {
     return prisma.$transaction(async (tx) => {
       await lockOrg(tx, orgId)
+      await stillAdmin(tx, orgId, actorId)
       const current = await membership(tx, orgId, userId)
       if (current.role === adminRole && role !== adminRole && await otherAdmins(tx, orgId, userId) === 0) {
         throw gatehouseError('CONFLICT', 'An organization must keep at least one admin')
@@ -103,9 +114,10 @@ export function createOrgService (prisma: PrismaClient, adminRole: string) {
   }
 
   /** Removes a member; CONFLICT when it is the last admin. Returns the role the member had. */
-  async function removeMember (orgId: string, userId: string): Promise<string> {
+  async function removeMember (orgId: string, userId: string, actorId?: string): Promise<string> {
     return prisma.$transaction(async (tx) => {
       await lockOrg(tx, orgId)
+      await stillAdmin(tx, orgId, actorId)
       const current = await membership(tx, orgId, userId)
       if (current.role === adminRole && await otherAdmins(tx, orgId, userId) === 0) {
         throw gatehouseError('CONFLICT', 'An organization must keep at least one admin')
