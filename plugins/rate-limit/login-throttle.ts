@@ -26,8 +26,11 @@ export interface LoginAttempt {
   fail: () => Promise<void>
   /** The password was right: resets the account's failures, frees the slot. */
   succeed: () => Promise<void>
-  /** No verdict (e.g. the database was down): frees the slot without counting anything. */
-  release: () => Promise<void>
+  /**
+   * No verdict (e.g. the database was down): frees the slot without counting anything. Always
+   * present on attempts of this plugin; optional in the type so simpler throttles can stand in.
+   */
+  release?: () => Promise<void>
 }
 
 export interface LoginThrottle {
@@ -37,8 +40,6 @@ export interface LoginThrottle {
    * SERVICE_UNAVAILABLE (503) when the shared store is unreachable (unless failOpen).
    */
   begin: (accountKey: string) => Promise<LoginAttempt>
-  /** True when the counts are shared through Redis. */
-  readonly distributed: boolean
 }
 
 /** The outcome of a reservation: granted, or refused for `retryAfterMs`. */
@@ -118,6 +119,7 @@ export class MemoryThrottle implements Backend {
     if (record === undefined) {
       record = { failures: 0, blockedUntil: 0, forgetAt: now, reservations: new Map() }
       this.#records.set(account, record)
+      this.#bound(now)
     }
     record.reservations.delete(id)
     record.failures++
@@ -151,12 +153,15 @@ export class MemoryThrottle implements Backend {
   }
 }
 
-// KEYS[1] = the account's hash {f = failures, b = blocked until (ms)}; KEYS[2] = its sorted set
+// KEYS[1] = the account's hash {f = failures, b = blocked until, e = forget at (ms)}; KEYS[2] = its sorted set
 // of reservations (member = attempt id, score = expiry). Both carry the same hash tag, so they
-// live in one cluster slot. Times come from the caller's clock (ARGV), the same on every call.
+// live in one cluster slot. Times come from the caller's clock (ARGV); the key expiries only
+// collect garbage.
 const BEGIN_SCRIPT = `
 local now = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local forget = tonumber(redis.call('HGET', KEYS[1], 'e') or '0')
+if forget > 0 and forget <= now then redis.call('DEL', KEYS[1]) end
 local failures = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
 local blocked = tonumber(redis.call('HGET', KEYS[1], 'b') or '0')
 if blocked > now then return {0, blocked - now} end
@@ -179,6 +184,7 @@ if failures >= free then
   until_ = math.max(blocked, now + delay)
   redis.call('HSET', KEYS[1], 'b', string.format('%d', until_))
 end
+redis.call('HSET', KEYS[1], 'e', string.format('%d', until_ + tonumber(ARGV[6])))
 redis.call('PEXPIRE', KEYS[1], string.format('%d', until_ - now + tonumber(ARGV[6])))
 return failures
 `
@@ -268,7 +274,6 @@ export function createLoginThrottle (ctx: ThrottleContext): LoginThrottle {
   }
 
   return {
-    distributed: ctx.redis !== null,
     async begin (accountKey: string): Promise<LoginAttempt> {
       if (typeof accountKey !== 'string' || accountKey === '') throw new TypeError('loginThrottle.begin: accountKey must be a non-empty string')
       const account = accountHash(accountKey)
