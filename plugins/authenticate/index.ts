@@ -135,6 +135,7 @@ export function createAuthenticateHook (collaborators: Collaborators, schemes: R
     const iss = peekIssuer(token)
     if (iss === ourIssuer && tokens !== null) return tokens.verifyFast(token)
     if (iss === undefined) throw bearerError('MISSING_CLAIM', 'The token lacks the iss claim')
+    if (typeof iss !== 'string') throw bearerError('INVALID_TOKEN', 'The iss claim must be a string')
     return external(token, iss)
   }
 

@@ -261,11 +261,12 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
     if (pendingReload !== null) return pendingReload
     const wait = Math.max(0, lastReload + KEY_RELOAD_MIN_INTERVAL_MS - Date.now())
     pendingReload = new Promise<void>((resolve) => {
+      // Not unref'd: a request is waiting on it.
       setTimeout(() => {
         pendingReload = null
         reloadNow()
         resolve()
-      }, wait).unref()
+      }, wait)
     })
     return pendingReload
   }
