@@ -1,0 +1,85 @@
+// The verified-token cache makes a repeated token cheap without ever outliving the token: an
+// entry expires at exp (and at iat + TTL), it is bounded, and a token without iat is never
+// accepted. Time is moved by shifting Date.now, which both fast-jwt and the plugin read.
+import t from 'tap'
+import { ExpiringLru } from '../../plugins/tokens/cache.ts'
+import { buildProtected, createUser, bearer } from './helpers.ts'
+import { nowSec, ourToken } from './forge.ts'
+
+function shiftClock (t: { teardown: (fn: () => void) => void }): (ms: number) => void {
+  const real = Date.now
+  let offset = 0
+  Date.now = () => real() + offset
+  t.teardown(() => { Date.now = real })
+  return (ms) => { offset += ms }
+}
+
+t.test('ExpiringLru', async (t) => {
+  const lru = new ExpiringLru<number>(2)
+  lru.set('a', 1, 1000)
+  lru.set('b', 2, 1000)
+  t.equal(lru.get('a', 0), 1, 'a is now the most recently used')
+  lru.set('c', 3, 1000)
+  t.equal(lru.get('b', 0), undefined, 'the least recently used entry was evicted')
+  t.equal(lru.get('a', 0), 1)
+  t.equal(lru.get('a', 1000), undefined, 'an entry is gone at its expiry time')
+  t.equal(lru.size, 1, 'and dropped')
+  t.throws(() => new ExpiringLru(0), RangeError)
+})
+
+t.test('a cached token never outlives exp', async (t) => {
+  const { app, config } = await buildProtected(t, { app: { tokens: { clockTolerance: 0 } } })
+  const user = await createUser(app)
+  const advance = shiftClock(t)
+  const token = ourToken(app, config.keysDir, user.id, { claims: { exp: nowSec() + 60 } })
+  t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
+  t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200, 'a cache hit')
+  t.equal(app.tokens.stats().verifiedCacheSize, 1, 'the token is in the verified cache')
+  advance(61_000)
+  const res = await app.inject({ url: '/protected', headers: bearer(token) })
+  t.equal(res.statusCode, 401)
+  t.equal(res.json().code, 'TOKEN_EXPIRED', 'expired although it had been cached')
+})
+
+t.test('the clock tolerance applies on top of exp, then the token fails', async (t) => {
+  const { app, config } = await buildProtected(t)
+  const user = await createUser(app)
+  const advance = shiftClock(t)
+  const token = ourToken(app, config.keysDir, user.id, { claims: { exp: nowSec() + 60 } })
+  t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
+  advance(60_000 + 20_000)
+  t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200, '20 s past exp: inside the 30 s tolerance')
+  advance(12_000)
+  t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).json().code, 'TOKEN_EXPIRED', '32 s past exp: expired')
+})
+
+t.test('a cached token never outlives iat + TTL (maxAge), whatever its exp', async (t) => {
+  const { app, config } = await buildProtected(t, { app: { tokens: { clockTolerance: 0 } } })
+  const user = await createUser(app)
+  const advance = shiftClock(t)
+  const token = ourToken(app, config.keysDir, user.id, { claims: { exp: nowSec() + 86_400 } })
+  t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
+  advance((config.accessTokenTtl + 1) * 1000)
+  t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).json().code, 'TOKEN_EXPIRED')
+})
+
+t.test('a token without iat is never accepted, before or after its exp', async (t) => {
+  const { app, config } = await buildProtected(t)
+  const user = await createUser(app)
+  const advance = shiftClock(t)
+  const token = ourToken(app, config.keysDir, user.id, { claims: { iat: undefined, exp: nowSec() + 60 } })
+  t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).json().code, 'MISSING_CLAIM')
+  t.equal(app.tokens.stats().verifiedCacheSize, 0, 'nothing was cached')
+  advance(120_000)
+  t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).json().code, 'MISSING_CLAIM')
+})
+
+t.test('the verified cache is bounded', async (t) => {
+  const { app, config } = await buildProtected(t, { app: { tokens: { verifiedCacheSize: 3 } } })
+  const user = await createUser(app)
+  for (let i = 0; i < 10; i++) {
+    const token = ourToken(app, config.keysDir, user.id)
+    t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
+  }
+  t.equal(app.tokens.stats().verifiedCacheSize, 3)
+})
