@@ -38,7 +38,7 @@ export interface RbacRouteConfig {
 
 export interface Rbac {
   readonly options: ResolvedRbacOptions
-  /** The user's global roles: `roles` of our users; the `rolesClaim` of external tokens. Strings only. */
+  /** The user's global roles: `user.roles`, or for external tokens the `rolesClaim` when configured. Strings only. */
   rolesOf: (user: AuthUser | null) => string[]
   hasRole: (user: AuthUser | null, ...roles: string[]) => boolean
   hasPermission: (user: AuthUser | null, ...permissions: string[]) => boolean
@@ -123,7 +123,7 @@ async function rbacPlugin (fastify: FastifyInstance, input: RbacOptions): Promis
 
   function rolesOf (user: AuthUser | null): string[] {
     if (user === null || user === undefined) return []
-    if (user.external === true && user.claims !== undefined) return roleList(readClaim(user.claims, options.rolesClaim))
+    if (user.external === true && options.rolesClaim !== null) return roleList(readClaim(user.claims, options.rolesClaim))
     return roleList(user.roles)
   }
 

@@ -23,7 +23,6 @@ export const PERMISSION_PRESETS: Readonly<Record<PresetName, PermissionMap>> = O
 
 export const DEFAULT_ROLES: PresetName = 'global'
 export const DEFAULT_ORG_ROLES: PresetName = 'org'
-export const DEFAULT_ROLES_CLAIM = 'roles'
 export const DEFAULT_ORGS_CLAIM = 'orgs'
 export const DEFAULT_ORG_PARAM = 'orgId'
 export const DEFAULT_MEMBERSHIP_CACHE_TTL_MS = 60_000
@@ -44,8 +43,12 @@ export interface RbacOptions {
   orgRoles?: PresetName | HierarchyInput
   /** Organization role -> permissions. @default the preset's map, else {} */
   orgPermissions?: PermissionMap
-  /** Claim (dotted path, e.g. `realm_access.roles`) holding an external token's roles. @default 'roles' */
-  rolesClaim?: string
+  /**
+   * Claim (dotted path, e.g. `realm_access.roles`) holding an external token's roles; it must be an
+   * array of strings. Null: external users' roles are `request.user.roles` as the verifier mapped
+   * them (gatehouse-trusted-issuers' per-issuer `rolesClaim`). @default null
+   */
+  rolesClaim?: string | null
   /** Claim holding an external token's memberships, `{ "<orgId>": "<role>" }`; null: external tokens have none. @default 'orgs' */
   orgsClaim?: string | null
   /** Route parameter naming the organization. @default 'orgId' */
@@ -63,7 +66,7 @@ export interface RbacOptions {
 export interface ResolvedRbacOptions {
   readonly global: Hierarchy
   readonly org: Hierarchy
-  readonly rolesClaim: readonly string[]
+  readonly rolesClaim: readonly string[] | null
   readonly orgsClaim: readonly string[] | null
   readonly orgParam: string
   readonly hideOrgsFromNonMembers: boolean
@@ -103,7 +106,7 @@ export function resolveOptions (input: RbacOptions = {}): ResolvedRbacOptions {
   return Object.freeze({
     global: hierarchyOf('roles', input.roles ?? DEFAULT_ROLES, input.permissions),
     org: hierarchyOf('orgRoles', input.orgRoles ?? DEFAULT_ORG_ROLES, input.orgPermissions),
-    rolesClaim: Object.freeze(claimPath('rolesClaim', input.rolesClaim ?? DEFAULT_ROLES_CLAIM)),
+    rolesClaim: input.rolesClaim === undefined || input.rolesClaim === null ? null : Object.freeze(claimPath('rolesClaim', input.rolesClaim)),
     orgsClaim: input.orgsClaim === null ? null : Object.freeze(claimPath('orgsClaim', input.orgsClaim ?? DEFAULT_ORGS_CLAIM)),
     orgParam,
     hideOrgsFromNonMembers: input.hideOrgsFromNonMembers ?? true,

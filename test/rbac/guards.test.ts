@@ -72,7 +72,7 @@ t.test('requireRole and requirePermission: 401 without a user, 403 without the r
 })
 
 t.test('security.md #55: role escalation through malformed claims is refused', async (t) => {
-  const f = await app(t)
+  const f = await app(t, { rolesClaim: 'roles' })
   const attempts: unknown[] = [
     'admin', ['Admin'], ['Admin '], ['admin '], [' admin'], ['ADMIN'], [['admin']], [{ role: 'admin' }],
     { 0: 'admin', length: 1 }, null, 1, true, {}
@@ -91,6 +91,13 @@ t.test('security.md #55: role escalation through malformed claims is refused', a
   t.equal(({} as Record<string, unknown>).roles, undefined, 'Object.prototype is untouched')
   t.match(await get(f, '/admin', user(['user'], { external: true, iss: 'https://idp', claims: { roles: ['admin'] } })), { status: 200 }, 'a well-formed external claim works')
   t.match(await get(f, '/admin', user(['admin'], { external: true, iss: 'https://idp', claims: { roles: ['user'] } })), { status: 403 }, 'for external tokens the configured claim is authoritative')
+})
+
+t.test('by default external users\' roles are the ones their verifier mapped', async (t) => {
+  const f = await app(t)
+  t.match(await get(f, '/admin', user(['admin'], { external: true, iss: 'https://idp', claims: { roles: ['user'] } })), { status: 200 }, 'request.user.roles counts')
+  t.match(await get(f, '/admin', user([], { external: true, iss: 'https://idp', claims: { roles: ['admin'] } })), { status: 403 }, 'an unmapped claim does not')
+  t.match(await get(f, '/admin', user('admin', { external: true, iss: 'https://idp' })), { status: 403 }, 'user.roles must still be an array')
 })
 
 t.test('a configurable roles claim (nested path) and hierarchy', async (t) => {

@@ -58,6 +58,8 @@ t.test('bad hierarchies and options are refused at registration', async (t) => {
   t.throws(() => createHierarchy('roles', ['admin', 'bad role']), /not a valid name/)
   t.throws(() => resolveOptions({ roles: 'galactic' as never }), /unknown preset/)
   t.throws(() => resolveOptions({ rolesClaim: '' }), /claim/)
+  t.throws(() => resolveOptions({ orgsClaim: 'a..b' }), /claim/)
+  t.equal(resolveOptions().rolesClaim, null, 'no roles claim by default')
   t.throws(() => resolveOptions({ orgParam: 'org-id' }), /orgParam/)
   t.throws(() => resolveOptions({ membershipCacheTtlMs: -1 }), /whole number/)
   const input = { roles: ['root', 'user'], permissions: { user: ['read'] } }
