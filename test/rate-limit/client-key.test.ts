@@ -1,0 +1,54 @@
+// Client identities: IPv4 as is, IPv4-mapped IPv6 as IPv4, IPv6 per /64; refresh family ids.
+import t from 'tap'
+import { clientAddressKey, refreshFamilyId } from '../../plugins/rate-limit/index.ts'
+import { ipv6Groups } from '../../plugins/rate-limit/client-key.ts'
+
+t.test('IPv4 and IPv4-mapped IPv6 are the same client', async (t) => {
+  t.equal(clientAddressKey('203.0.113.5'), '203.0.113.5')
+  t.equal(clientAddressKey('::ffff:203.0.113.5'), '203.0.113.5')
+  t.equal(clientAddressKey('::FFFF:203.0.113.5'), '203.0.113.5')
+  t.equal(clientAddressKey('::ffff:cb00:7105'), '203.0.113.5', 'mapped, written in hex')
+  t.equal(clientAddressKey('0:0:0:0:0:ffff:cb00:7105'), '203.0.113.5')
+})
+
+t.test('IPv6 addresses of one /64 share a key; other networks do not', async (t) => {
+  const a = clientAddressKey('2001:db8:1:2:3:4:5:6')
+  t.equal(a, '2001:db8:1:2::/64')
+  t.equal(clientAddressKey('2001:0db8:0001:0002:ffff:ffff:ffff:ffff'), a)
+  t.equal(clientAddressKey('2001:db8:1:2::1'), a)
+  t.equal(clientAddressKey('2001:DB8:1:2::abcd'), a, 'case does not matter')
+  t.not(clientAddressKey('2001:db8:1:3::1'), a)
+  t.equal(clientAddressKey('::1'), '0:0:0:0::/64')
+  t.equal(clientAddressKey('fe80::1%eth0'), 'fe80:0:0:0::/64', 'zone ids are dropped')
+  t.equal(clientAddressKey('64:ff9b::192.0.2.1'), '64:ff9b:0:0::/64', 'embedded IPv4 (NAT64) parses')
+  t.equal(clientAddressKey('[2001:db8:1:2::1]'), a, 'brackets are dropped')
+})
+
+t.test('the prefix length is configurable', async (t) => {
+  t.equal(clientAddressKey('2001:db8:1:2:3:4:5:6', 48), '2001:db8:1::/48')
+  t.equal(clientAddressKey('2001:db8:1:2ff:3:4:5:6', 56), '2001:db8:1:200::/56')
+  t.equal(clientAddressKey('2001:db8:1:2:3:4:5:6', 128), '2001:db8:1:2:3:4:5:6/128')
+  t.equal(clientAddressKey('2001:db8:1:2:3:4:5:6', 0), '::/0')
+})
+
+t.test('ipv6Groups expands every notation to 8 groups', async (t) => {
+  t.same(ipv6Groups('::'), [0, 0, 0, 0, 0, 0, 0, 0])
+  t.same(ipv6Groups('1::'), [1, 0, 0, 0, 0, 0, 0, 0])
+  t.same(ipv6Groups('::ffff:1.2.3.4'), [0, 0, 0, 0, 0, 0xffff, 0x0102, 0x0304])
+  t.same(ipv6Groups('1:2:3:4:5:6:7.8.9.10'), [1, 2, 3, 4, 5, 6, 0x0708, 0x090a])
+  t.equal(ipv6Groups('1.2.3.4'), null)
+  t.equal(ipv6Groups('nonsense'), null)
+})
+
+t.test('anything that is no address is used as it is', async (t) => {
+  t.equal(clientAddressKey('unix-socket'), 'unix-socket')
+})
+
+t.test('refreshFamilyId takes the family part of a well-formed refresh token only', async (t) => {
+  const secret = 'A'.repeat(43)
+  t.equal(refreshFamilyId(`fam_1-x.${secret}`), 'fam_1-x')
+  t.equal(refreshFamilyId('0b0c3f9e-7f2a-4c1e-9d59-2d1f7b3c8a11.' + 'x'.repeat(43)), '0b0c3f9e-7f2a-4c1e-9d59-2d1f7b3c8a11')
+  for (const bad of [undefined, null, 42, '', 'abc', `.${secret}`, `fam.${secret}x`, `fam.${'A'.repeat(42)}`, `fa m.${secret}`, `fam.${secret}.x`, `${'f'.repeat(200)}.${secret}`, { refresh_token: 'x' }]) {
+    t.equal(refreshFamilyId(bad), null, `rejects ${JSON.stringify(bad)}`)
+  }
+})
