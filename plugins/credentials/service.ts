@@ -1,0 +1,432 @@
+// The credential verifier: passwords (argon2id), HTTP Basic with a short-lived cache, API keys.
+// Plain functions over explicit dependencies, so it can be used and tested without Fastify.
+import { createHmac, randomBytes } from 'node:crypto'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import createError from '@fastify/error'
+import { basicError, gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
+import type { PrismaClient } from '../store/client.ts'
+import type { User } from '../../prisma/generated/sqlite/client.ts'
+import type { Bus } from '../redis/index.ts'
+import type { Audit, AuditEventInput } from '../audit/index.ts'
+import { createHasher, QueueFullError, type Hasher } from './hasher.ts'
+import { createTtlCache } from './ttl-cache.ts'
+import { checkPasswordPolicy as checkPolicy, exceedsMaxBytes, isPlausibleEmail, loadCommonPasswords, normalizeEmail, type PasswordPolicy } from './policy.ts'
+import { generateApiKey, hashApiKey, parseApiKey, sameHash } from './api-keys.ts'
+import type { ResolvedCredentialsOptions } from './options.ts'
+
+/** What `fastify.loginThrottle.begin()` hands back (plugins/rate-limit). */
+export interface ThrottleAttempt {
+  fail: () => Promise<void>
+  succeed: () => Promise<void>
+}
+export interface LoginThrottle {
+  begin: (accountKey: string) => Promise<ThrottleAttempt>
+}
+
+export interface CredentialsDeps {
+  prisma: PrismaClient
+  bus: Bus
+  audit: Audit | null
+  /** The per-account throttle when one is registered. */
+  loginThrottle: () => LoginThrottle | null
+  log: FastifyBaseLogger
+}
+
+export interface ApiKeyCreated {
+  id: string
+  name: string
+  /** The full key: returned once, never stored. */
+  key: string
+  /** The non-secret lookup part (`gh_<16 hex>`). */
+  prefix: string
+  createdAt: Date
+}
+
+export interface CredentialsStats {
+  basicCacheHits: number
+  basicCacheMisses: number
+  apiKeyCacheHits: number
+  apiKeyCacheMisses: number
+}
+
+type Channel = 'login' | 'basic' | 'password_change'
+
+const ValidationError = createError('FST_ERR_VALIDATION', '%s', 400)
+
+interface BasicEntry {
+  userId: string
+  /** The forget sequence number when the verification began (see `forgotten`). */
+  passwordHashVersion: number
+}
+
+interface ApiKeyEntry {
+  userId: string
+  apiKeyId: string
+}
+
+export async function createCredentials (options: ResolvedCredentialsOptions, deps: CredentialsDeps) {
+  const { prisma, bus, log } = deps
+  const policy: PasswordPolicy = {
+    minLength: options.minPasswordLength,
+    maxBytes: options.maxPasswordBytes,
+    common: loadCommonPasswords(options.commonPasswordsFile, options.extraCommonPasswords)
+  }
+  const hasher: Hasher = createHasher(options.argon2, options.hashConcurrency, options.hashQueueSize)
+  // Unknown emails are verified against this, so they cost what a real account costs.
+  const dummyHash = await hasher.hash(randomBytes(32).toString('base64url'))
+
+  // Keyed hash of Basic credentials: a cache dump reveals neither the password nor a value
+  // that can be attacked offline without this per-process secret.
+  const basicSecret = randomBytes(32)
+  const basicCache = createTtlCache<BasicEntry>(options.basicCacheMax, options.basicCacheTtlMs)
+  const apiKeyCache = createTtlCache<ApiKeyEntry>(options.apiKeyCacheMax, options.apiKeyCacheTtlMs)
+  // Sequence numbers guard the caches against a verification that read the old hash (or a
+  // not-yet-revoked key) and finishes after the change: its result is not cached.
+  let forgetSeq = 0
+  const forgotten = new Map<string, { seq: number, at: number }>()
+  let revokeSeq = 0
+  const touched = new Map<string, number>()
+  const pendingTouches = new Set<Promise<unknown>>()
+  const stats: CredentialsStats = { basicCacheHits: 0, basicCacheMisses: 0, apiKeyCacheHits: 0, apiKeyCacheMisses: 0 }
+
+  function record (event: AuditEventInput): void {
+    deps.audit?.record(event)
+  }
+
+  async function guarded<T> (fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      if (err instanceof QueueFullError) {
+        log.warn({ active: hasher.semaphore.active, waiting: hasher.semaphore.waiting }, 'credentials: password hashing queue is full; answering 503')
+        throw serviceUnavailable(err, options.retryAfterSeconds)
+      }
+      throw err
+    }
+  }
+
+  function hashPassword (password: string): Promise<string> {
+    return guarded(() => hasher.hash(password.normalize('NFKC')))
+  }
+
+  /** False for a wrong password, a password over the size limit (not hashed) or a non-argon2 value. */
+  async function verifyPassword (phc: string, password: string): Promise<boolean> {
+    if (typeof password !== 'string' || exceedsMaxBytes(password, options.maxPasswordBytes)) return false
+    return guarded(() => hasher.verify(phc, password.normalize('NFKC')))
+  }
+
+  function checkPasswordPolicy (password: string, context: { email?: string } = {}): string {
+    return checkPolicy(policy, password, context)
+  }
+
+  function invalid (channel: Channel): GatehouseError {
+    if (channel === 'basic') return basicError('INVALID_CREDENTIALS')
+    if (channel === 'password_change') return gatehouseError('INVALID_CREDENTIALS', 'The current password is incorrect')
+    return gatehouseError('INVALID_CREDENTIALS')
+  }
+
+  /**
+   * The one password check behind login, Basic and password change: throttle, size cap, lookup,
+   * argon2 (a dummy hash for unknown users), then account state, then rehash when needed.
+   */
+  async function checkPassword (normalizedEmail: string, password: unknown, channel: Channel, request?: FastifyRequest): Promise<User> {
+    const auditType = channel === 'password_change' ? 'password_change' : 'login'
+    const details = channel === 'basic' ? { scheme: 'basic' } : undefined
+    const throttle = deps.loginThrottle()
+    let attempt: ThrottleAttempt | null = null
+    if (throttle !== null) {
+      try {
+        attempt = await throttle.begin(normalizedEmail)
+      } catch (err) {
+        if (isGatehouseError(err) && err.code === 'RATE_LIMITED') {
+          record({ type: auditType, outcome: 'failure', reason: 'rate_limited', details, request })
+        }
+        throw err
+      }
+    }
+    const tooLong = typeof password !== 'string' || exceedsMaxBytes(password, options.maxPasswordBytes)
+    const user = await prisma.user.findUnique({ where: { email: normalizedEmail } })
+    let ok = false
+    if (!tooLong) {
+      const normalized = (password as string).normalize('NFKC')
+      const stored = user?.passwordHash ?? dummyHash
+      ok = await guarded(() => hasher.verify(stored, normalized)) && user !== null && user.passwordHash !== null
+    }
+    if (!ok || user === null) {
+      await attempt?.fail()
+      record({ type: auditType, outcome: 'failure', reason: user === null ? 'unknown_user' : 'bad_password', subjectId: user?.id ?? null, details, request })
+      throw invalid(channel)
+    }
+    await attempt?.succeed()
+    if (user.deletedAt !== null) {
+      record({ type: auditType, outcome: 'failure', reason: 'deleted', subjectId: user.id, details, request })
+      throw channel === 'basic' ? basicError('USER_NOT_FOUND') : gatehouseError('USER_NOT_FOUND')
+    }
+    if (user.status !== 'active') {
+      record({ type: auditType, outcome: 'failure', reason: 'disabled', subjectId: user.id, details, request })
+      throw channel === 'basic' ? basicError('ACCOUNT_DISABLED') : gatehouseError('ACCOUNT_DISABLED')
+    }
+    return await upgrade(user, (password as string).normalize('NFKC'), channel === 'login')
+  }
+
+  /** Rehashes a hash made with weaker parameters (or argon2i/argon2d) and stamps the login. */
+  async function upgrade (user: User, normalizedPassword: string, stampLogin: boolean): Promise<User> {
+    const now = new Date()
+    let newHash: string | null = null
+    if (user.passwordHash !== null && hasher.needsRehash(user.passwordHash)) {
+      try {
+        newHash = await hasher.hash(normalizedPassword)
+      } catch (err) {
+        // A full queue only postpones the upgrade to a later login.
+        if (!(err instanceof QueueFullError)) throw err
+      }
+    }
+    if (newHash === null && !stampLogin) return user
+    const data: { passwordHash?: string, lastLoginAt?: Date } = {}
+    if (newHash !== null) data.passwordHash = newHash
+    if (stampLogin) data.lastLoginAt = now
+    // Conditional on the hash we verified, so a concurrent password change is never overwritten.
+    const { count } = await prisma.user.updateMany({ where: { id: user.id, passwordHash: user.passwordHash }, data })
+    if (count === 1) {
+      if (newHash !== null) log.info({ userId: user.id }, 'credentials: password rehashed with the current argon2id parameters')
+      return { ...user, ...data }
+    }
+    return user
+  }
+
+  async function login (email: string, password: string, request?: FastifyRequest): Promise<User> {
+    const normalizedEmail = normalizeEmail(email)
+    const user = await checkPassword(normalizedEmail, password, 'login', request)
+    record({ type: 'login', outcome: 'success', actorId: user.id, subjectId: user.id, request })
+    return user
+  }
+
+  function basicKey (normalizedEmail: string, normalizedPassword: string): string {
+    return createHmac('sha256', basicSecret).update(normalizedEmail).update('\0').update(normalizedPassword).digest('base64url')
+  }
+
+  function cacheUsable (): boolean {
+    // Without the bus, a password change on another instance could go unnoticed.
+    return bus.healthy
+  }
+
+  async function verifyBasic (email: string, password: string): Promise<{ userId: string }> {
+    if (typeof email !== 'string' || typeof password !== 'string' || exceedsMaxBytes(password, options.maxPasswordBytes)) {
+      throw basicError('INVALID_CREDENTIALS')
+    }
+    const normalizedEmail = normalizeEmail(email)
+    const normalizedPassword = password.normalize('NFKC')
+    const key = basicKey(normalizedEmail, normalizedPassword)
+    const useCache = options.basicCacheTtlMs > 0 && cacheUsable()
+    if (useCache) {
+      const hit = basicCache.get(key)
+      if (hit !== undefined && (forgotten.get(hit.userId)?.seq ?? 0) <= hit.passwordHashVersion) {
+        stats.basicCacheHits++
+        return { userId: hit.userId }
+      }
+      stats.basicCacheMisses++
+    }
+    const startSeq = forgetSeq
+    const user = await checkPassword(normalizedEmail, normalizedPassword, 'basic')
+    if (useCache && (forgotten.get(user.id)?.seq ?? 0) <= startSeq) {
+      basicCache.set(key, { userId: user.id, passwordHashVersion: startSeq })
+    }
+    return { userId: user.id }
+  }
+
+  function forgetLocally (userId: string): void {
+    forgetSeq++
+    const now = Date.now()
+    forgotten.set(userId, { seq: forgetSeq, at: now })
+    basicCache.deleteWhere((entry) => entry.userId === userId)
+    if (forgotten.size > 1000) {
+      // Older marks can no longer matter: their entries are gone and expired.
+      const horizon = now - options.basicCacheTtlMs - 60_000
+      for (const [id, mark] of forgotten) if (mark.at < horizon) forgotten.delete(id)
+    }
+  }
+
+  /** Drops the user's cached Basic verifications here and, through the bus, on every instance. */
+  async function forgetUser (userId: string): Promise<void> {
+    forgetLocally(userId)
+    try {
+      await bus.publish('user', { userId })
+    } catch (err) {
+      // While the bus is down every instance bypasses its cache (bus.healthy is false).
+      log.warn({ err: { message: (err as Error).message }, userId }, 'credentials: could not publish the user change')
+    }
+  }
+
+  function invalidApiKey (): GatehouseError {
+    return gatehouseError('INVALID_CREDENTIALS', 'The API key is invalid or has been revoked', {
+      headers: { 'www-authenticate': 'ApiKey realm="gatehouse"' }
+    })
+  }
+
+  function touch (apiKeyId: string): void {
+    const now = Date.now()
+    const last = touched.get(apiKeyId)
+    if (last !== undefined && now - last < options.apiKeyTouchIntervalMs) return
+    touched.delete(apiKeyId)
+    touched.set(apiKeyId, now)
+    if (touched.size > options.apiKeyCacheMax) touched.delete(touched.keys().next().value as string)
+    const cutoff = new Date(now - options.apiKeyTouchIntervalMs)
+    // Conditional, so several instances together still write about once per interval.
+    const write = prisma.apiKey.updateMany({
+      where: { id: apiKeyId, OR: [{ lastUsedAt: null }, { lastUsedAt: { lt: cutoff } }] },
+      data: { lastUsedAt: new Date(now) }
+    }).catch((err: unknown) => {
+      log.warn({ err: { message: (err as Error).message }, apiKeyId }, 'credentials: could not update last_used_at of an API key')
+    }).finally(() => pendingTouches.delete(write))
+    pendingTouches.add(write)
+  }
+
+  async function verifyApiKey (key: string): Promise<{ userId: string, apiKeyId: string }> {
+    const parsed = parseApiKey(options.apiKeyPrefix, key)
+    if (parsed === null) throw invalidApiKey()
+    const keyHash = hashApiKey(parsed.key)
+    const useCache = options.apiKeyCacheTtlMs > 0 && cacheUsable()
+    if (useCache) {
+      const hit = apiKeyCache.get(keyHash)
+      if (hit !== undefined) {
+        stats.apiKeyCacheHits++
+        touch(hit.apiKeyId)
+        return { userId: hit.userId, apiKeyId: hit.apiKeyId }
+      }
+      stats.apiKeyCacheMisses++
+    }
+    const startSeq = revokeSeq
+    const row = await prisma.apiKey.findUnique({ where: { prefix: parsed.lookup } })
+    if (row === null || row.revokedAt !== null || !sameHash(row.keyHash, keyHash)) throw invalidApiKey()
+    if (useCache && revokeSeq === startSeq) apiKeyCache.set(keyHash, { userId: row.userId, apiKeyId: row.id })
+    touch(row.id)
+    return { userId: row.userId, apiKeyId: row.id }
+  }
+
+  async function createApiKey (userId: string, name: string, request?: FastifyRequest): Promise<ApiKeyCreated> {
+    for (let attempt = 1; ; attempt++) {
+      const generated = generateApiKey(options.apiKeyPrefix)
+      try {
+        const row = await prisma.apiKey.create({ data: { userId, name, prefix: generated.lookup, keyHash: generated.hash } })
+        record({ type: 'api_key_created', outcome: 'success', actorId: userId, subjectId: userId, details: { apiKeyId: row.id, name }, request })
+        return { id: row.id, name: row.name, key: generated.key, prefix: row.prefix, createdAt: row.createdAt }
+      } catch (err) {
+        // A 64-bit lookup collision: draw again.
+        if (!(isGatehouseError(err) && err.code === 'CONFLICT') || attempt >= 3) throw err
+      }
+    }
+  }
+
+  function dropApiKeyLocally (apiKeyId: string): void {
+    revokeSeq++
+    apiKeyCache.deleteWhere((entry) => entry.apiKeyId === apiKeyId)
+  }
+
+  /** Revokes the user's key; NOT_FOUND when the user has no key with this id. Idempotent. */
+  async function revokeApiKey (userId: string, id: string, request?: FastifyRequest): Promise<void> {
+    const row = await prisma.apiKey.findFirst({ where: { id, userId } })
+    if (row === null) throw gatehouseError('NOT_FOUND', 'No API key with this id')
+    if (row.revokedAt === null) {
+      await prisma.apiKey.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: new Date() } })
+      record({ type: 'api_key_revoked', outcome: 'success', actorId: userId, subjectId: userId, details: { apiKeyId: id }, request })
+    }
+    dropApiKeyLocally(id)
+    try {
+      await bus.publish('apikey', { apiKeyId: id })
+    } catch (err) {
+      log.warn({ err: { message: (err as Error).message }, apiKeyId: id }, 'credentials: could not publish the API key revocation')
+    }
+  }
+
+  async function register (input: { email: string, password: string, name?: string | null }, request?: FastifyRequest): Promise<User> {
+    const email = normalizeEmail(input.email)
+    if (!isPlausibleEmail(email)) throw new ValidationError('body/email must be an email address')
+    let normalizedPassword: string
+    try {
+      normalizedPassword = checkPasswordPolicy(input.password, { email })
+    } catch (err) {
+      record({ type: 'register', outcome: 'failure', reason: 'weak_password', request })
+      throw err
+    }
+    const taken = () => {
+      record({ type: 'register', outcome: 'failure', reason: 'email_taken', request })
+      return gatehouseError('EMAIL_TAKEN')
+    }
+    if (await prisma.user.findUnique({ where: { email }, select: { id: true } }) !== null) throw taken()
+    const passwordHash = await guarded(() => hasher.hash(normalizedPassword))
+    let user: User
+    try {
+      user = await prisma.user.create({ data: { email, name: input.name ?? null, passwordHash, passwordChangedAt: new Date() } })
+    } catch (err) {
+      if (isGatehouseError(err) && err.code === 'CONFLICT') throw taken()
+      throw err
+    }
+    record({ type: 'register', outcome: 'success', actorId: user.id, subjectId: user.id, request })
+    return user
+  }
+
+  /**
+   * Re-verifies the current password (throttled like a login), applies the policy to the new one,
+   * stores its hash and drops cached Basic verifications. Sessions are the caller's to revoke.
+   */
+  async function changePassword (userId: string, currentPassword: string, newPassword: string, request?: FastifyRequest): Promise<User> {
+    const current = await prisma.user.findUnique({ where: { id: userId } })
+    if (current === null || current.deletedAt !== null) throw gatehouseError('USER_NOT_FOUND')
+    let normalizedNew: string
+    try {
+      normalizedNew = checkPasswordPolicy(newPassword, { email: current.email })
+    } catch (err) {
+      record({ type: 'password_change', outcome: 'failure', reason: 'weak_password', actorId: userId, subjectId: userId, request })
+      throw err
+    }
+    const user = await checkPassword(current.email, currentPassword, 'password_change', request)
+    const passwordHash = await guarded(() => hasher.hash(normalizedNew))
+    const now = new Date()
+    const { count } = await prisma.user.updateMany({ where: { id: userId, passwordHash: user.passwordHash }, data: { passwordHash, passwordChangedAt: now } })
+    if (count !== 1) throw gatehouseError('CONFLICT', 'The password was changed concurrently; try again')
+    await forgetUser(userId)
+    record({ type: 'password_change', outcome: 'success', actorId: userId, subjectId: userId, request })
+    return { ...user, passwordHash, passwordChangedAt: now }
+  }
+
+  bus.subscribe('user', (message) => {
+    if (typeof message.userId === 'string') forgetLocally(message.userId)
+  })
+  bus.subscribe('apikey', (message) => {
+    if (typeof message.apiKeyId === 'string') dropApiKeyLocally(message.apiKeyId)
+  })
+  bus.onResync(() => {
+    // Notices may have been missed while the bus was down.
+    forgetSeq++
+    revokeSeq++
+    basicCache.clear()
+    apiKeyCache.clear()
+  })
+
+  return {
+    normalizeEmail,
+    checkPasswordPolicy,
+    hashPassword,
+    verifyPassword,
+    login,
+    verifyBasic,
+    verifyApiKey,
+    createApiKey,
+    revokeApiKey,
+    forgetUser,
+    register,
+    changePassword,
+    /** The argon2 parameters of new hashes. */
+    parameters: options.argon2,
+    /** Counters for tests and metrics: argon2 operations, cache hits and misses, queue depth. */
+    stats () {
+      return { ...stats, argon2Operations: hasher.operations, hashActive: hasher.semaphore.active, hashWaiting: hasher.semaphore.waiting, basicCacheSize: basicCache.size, apiKeyCacheSize: apiKeyCache.size }
+    },
+    /** Waits for pending `last_used_at` writes (called on close). */
+    async drain () {
+      await Promise.allSettled([...pendingTouches])
+    }
+  }
+}
+
+export type Credentials = Awaited<ReturnType<typeof createCredentials>>
