@@ -17,6 +17,9 @@ import healthRoutes from './routes/health.ts'
 // [import:tokens]
 import { tokens, tokensOptionsFromConfig, type TokensOptions } from './plugins/tokens/index.ts'
 import wellKnownRoutes from './routes/well-known/index.ts'
+// [import:sessions]
+import { sessions, type SessionsOptions } from './plugins/sessions/index.ts'
+import oauthRoutes from './routes/oauth/index.ts'
 // [import:trusted-issuers]
 import { trustedIssuers, type TrustedIssuersOptions } from './plugins/trusted-issuers/index.ts'
 // [import:rate-limit]
@@ -30,6 +33,8 @@ import { authenticate, type AuthenticateOptions } from './plugins/authenticate/i
 export interface AppOptions {
   /** gatehouse-tokens overrides (cache sizes, state TTL, key reload interval). */
   tokens?: Partial<TokensOptions>
+  /** gatehouse-sessions overrides (reuse grace window, clock); lifetimes come from the config. */
+  sessions?: SessionsOptions
   /** gatehouse-authenticate options (accepted schemes). */
   authenticate?: AuthenticateOptions
   /** Fastify's logger option; defaults to pino at config.logLevel with secrets redacted. */
@@ -102,6 +107,8 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
   // [register:credentials]
   // [register:tokens]
   await app.register(tokens, { ...tokensOptionsFromConfig(config), ...options.tokens })
+  // [register:sessions]
+  await app.register(sessions, { refreshTokenTtl: config.refreshTokenTtl, refreshTokenMaxTtl: config.refreshTokenMaxTtl, accessTokenTtl: config.accessTokenTtl, ...options.sessions })
   // [register:trusted-issuers]
   await app.register(trustedIssuers, { ...options.trustedIssuers, issuers: config.trustedIssuers })
   // [register:authenticate]
@@ -111,6 +118,7 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
 
   await app.register(healthRoutes)
   // [register:routes]
+  await app.register(oauthRoutes, { prefix: '/oauth' })
   await app.register(wellKnownRoutes)
   return app
 }

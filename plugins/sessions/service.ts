@@ -116,8 +116,9 @@ export function createSessionService (deps: SessionDependencies) {
     return rows.map((r) => r.id)
   }
 
-  async function sign (user: { id: string, roles: string, tokenVersion: number }, familyId: string, clientId: string) {
-    return tokens.sign({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, { sid: familyId, clientId })
+  // A user's access token names its session (sid); `clientId` in tokens.sign is for client tokens only.
+  async function sign (user: { id: string, roles: string, tokenVersion: number }, familyId: string) {
+    return tokens.sign({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, { sid: familyId })
   }
 
   /** A new session: a family, its first refresh token and an access token whose `sid` is the family. */
@@ -128,7 +129,7 @@ export function createSessionService (deps: SessionDependencies) {
     const refreshToken = newRefreshToken(familyId)
     const absoluteExpiresAt = new Date(now + options.refreshTokenMaxTtl * 1000)
     const idleExpiresAt = new Date(Math.min(now + options.refreshTokenTtl * 1000, absoluteExpiresAt.getTime()))
-    const access = await tokens.sign({ id: user.id, roles: user.roles, tokenVersion: user.tokenVersion }, { sid: familyId, clientId })
+    const access = await tokens.sign({ id: user.id, roles: user.roles, tokenVersion: user.tokenVersion }, { sid: familyId })
     try {
       await prisma.refreshFamily.create({
         data: {
@@ -179,7 +180,7 @@ export function createSessionService (deps: SessionDependencies) {
           }
         })
         // Signed inside the transaction: if the commit fails, this token is never returned.
-        const access = await sign(user, family.id, clientId)
+        const access = await sign(user, family.id)
         return {
           response: { access_token: access.access_token, refresh_token: successor, token_type: 'Bearer' as const, expires_in: access.expires_in },
           userId: user.id,
@@ -235,7 +236,7 @@ export function createSessionService (deps: SessionDependencies) {
     if (successor.idleExpiresAt.getTime() <= now.getTime()) return null
     const candidate = derivedRefreshToken(familyId, previous, successorId)
     if (!sameHash(hashRefreshToken(candidate), successor.tokenHash)) return null
-    const access = await sign(successor.user, familyId, successor.clientId)
+    const access = await sign(successor.user, familyId)
     return {
       response: { access_token: access.access_token, refresh_token: candidate, token_type: 'Bearer', expires_in: access.expires_in },
       userId: successor.userId,
