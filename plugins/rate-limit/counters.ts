@@ -1,6 +1,5 @@
 // Fixed-window counters: in memory (one instance) or in Redis (every instance shares them),
-// and the store class @fastify/rate-limit drives. Keys are `<bucket>:<client key>`, where the
-// bucket is the route class, so every route of one class shares one budget per client.
+// and the store class @fastify/rate-limit drives. Keys are `<bucket>:<client key>`.
 import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 
@@ -141,8 +140,8 @@ export interface StoreContext {
   health: StoreHealth
   /** The error a fail-closed bucket answers with on a store fault. */
   unavailable: (cause: unknown) => Error
-  /** Whether a bucket answers 503 (true) or counts in memory (false) on a store fault. */
-  failClosed: (bucket: string) => boolean
+  /** Whether a class answers 503 (true) or counts in memory (false) on a store fault. */
+  failClosed: (rateLimitClass: string) => boolean
 }
 
 type IncrCallback = (err: Error | null, res: CounterState | null) => void
@@ -158,10 +157,9 @@ export function createStoreClass (ctx: StoreContext): new (params: StoreParams) 
     readonly bucket: string
     readonly failClosed: boolean
 
-    constructor (params: StoreParams, bucket = 'default') {
+    constructor (_params: StoreParams, bucket = 'default', rateLimitClass = 'default') {
       this.bucket = bucket
-      this.failClosed = ctx.failClosed(bucket)
-      void params
+      this.failClosed = ctx.failClosed(rateLimitClass)
     }
 
     incr (key: string, callback: IncrCallback, timeWindow: number): void {
@@ -180,10 +178,13 @@ export function createStoreClass (ctx: StoreContext): new (params: StoreParams) 
       })
     }
 
+    // Class `default` is the global budget every unclassed route shares; any other class gets
+    // one budget per route (its limit comes from the class), as @fastify/rate-limit does.
     child (params: StoreParams): GatehouseRateLimitStore {
       const route = params.routeInfo
-      const bucket = params.rateLimitClass ?? `route:${String(route?.method ?? '')}:${route?.url ?? ''}`
-      return new GatehouseRateLimitStore(params, bucket)
+      const rateLimitClass = params.rateLimitClass ?? 'route'
+      if (rateLimitClass === 'default') return new GatehouseRateLimitStore(params)
+      return new GatehouseRateLimitStore(params, `${rateLimitClass}:${String(route?.method ?? '')}:${route?.url ?? ''}`, rateLimitClass)
     }
   }
 }

@@ -77,7 +77,7 @@ async function rateLimitPlugin (fastify: FastifyInstance, input: RateLimitPlugin
     memory: new MemoryCounters(options.clock, options.maxEntries),
     health,
     unavailable,
-    failClosed: (bucket) => !options.failOpen && AUTH_CLASSES.has(bucket as RateLimitClass)
+    failClosed: (rateLimitClass) => !options.failOpen && AUTH_CLASSES.has(rateLimitClass as RateLimitClass)
   })
   const presets = classPresets(options)
 

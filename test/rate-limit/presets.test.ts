@@ -129,6 +129,22 @@ for (const variant of await variants()) {
       assertLimited(t, await custom.inject({ method: 'POST', url: '/tight' }), 1)
       for (let i = 0; i < 15; i++) t.equal((await custom.inject({ method: 'POST', url: '/off' })).statusCode, 200, 'config.rateLimit: false turns the class off')
     })
+
+    t.test('routes in encapsulated plugins get their class; each route of a class has its own budget', async (t) => {
+      const app = Fastify()
+      app.setErrorHandler(errorHandler)
+      t.teardown(() => app.close())
+      await app.register(rateLimit, { ...await variant.store(t), classes: { token: { max: 2 } } })
+      await app.register(async (scope) => {
+        scope.post('/token', { config: { rateLimitClass: 'token' } }, async () => 'ok')
+        scope.post('/revoke', { config: { rateLimitClass: 'token' } }, async () => 'ok')
+      }, { prefix: '/oauth' })
+      for (const url of ['/oauth/token', '/oauth/revoke']) {
+        t.equal((await app.inject({ method: 'POST', url })).statusCode, 200)
+        t.equal((await app.inject({ method: 'POST', url })).statusCode, 200)
+        assertLimited(t, await app.inject({ method: 'POST', url }), 2)
+      }
+    })
   })
 }
 
