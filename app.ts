@@ -14,6 +14,7 @@ import { redis } from './plugins/redis/index.ts'
 import { audit } from './plugins/audit/index.ts'
 import healthRoutes from './routes/health.ts'
 // [import:credentials]
+import { credentials, type CredentialsOptions } from './plugins/credentials/index.ts'
 // [import:tokens]
 import { tokens, tokensOptionsFromConfig, type TokensOptions } from './plugins/tokens/index.ts'
 import wellKnownRoutes from './routes/well-known/index.ts'
@@ -31,6 +32,8 @@ import { authenticate, type AuthenticateOptions } from './plugins/authenticate/i
 // [import:routes]
 
 export interface AppOptions {
+  /** gatehouse-credentials options (argon2 parameters, password policy, caches). */
+  credentials?: CredentialsOptions
   /** gatehouse-tokens overrides (cache sizes, state TTL, key reload interval). */
   tokens?: Partial<TokensOptions>
   /** gatehouse-sessions overrides (reuse grace window, clock); lifetimes come from the config. */
@@ -105,6 +108,7 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
   // [register:rate-limit]
   await app.register(rateLimit, { ...options.rateLimit })
   // [register:credentials]
+  await app.register(credentials, options.credentials ?? {})
   // [register:tokens]
   await app.register(tokens, { ...tokensOptionsFromConfig(config), ...options.tokens })
   // [register:sessions]
