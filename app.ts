@@ -32,6 +32,10 @@ import { authenticate, type AuthenticateOptions } from './plugins/authenticate/i
 // [import:routes]
 
 export interface AppOptions {
+  /** gatehouse-tokens overrides (cache sizes, state TTL, key reload interval). */
+  tokens?: Partial<TokensOptions>
+  /** gatehouse-authenticate options (accepted schemes). */
+  authenticate?: AuthenticateOptions
   /** gatehouse-credentials options (argon2 parameters, password policy, caches). */
   credentials?: CredentialsOptions
   /** gatehouse-tokens overrides (cache sizes, state TTL, key reload interval). */
@@ -122,6 +126,7 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
 
   await app.register(healthRoutes)
   // [register:routes]
+  await app.register(wellKnownRoutes)
   await app.register(oauthRoutes, { prefix: '/oauth' })
   await app.register(wellKnownRoutes)
   return app
