@@ -27,9 +27,12 @@ import { trustedIssuers, type TrustedIssuersOptions } from './plugins/trusted-is
 import { rateLimit, type RateLimitPluginOptions } from './plugins/rate-limit/index.ts'
 // [import:rbac]
 import { rbac, type RbacOptions } from './plugins/rbac/index.ts'
+import { bootstrapAdmin } from './plugins/rbac/bootstrap-admin.ts'
 // [import:authenticate]
 import { authenticate, type AuthenticateOptions } from './plugins/authenticate/index.ts'
 // [import:routes]
+import orgRoutes from './routes/orgs/index.ts'
+import adminRoutes from './routes/admin/index.ts'
 
 export interface AppOptions {
   /** gatehouse-tokens overrides (cache sizes, state TTL, key reload interval). */
@@ -123,11 +126,14 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
   await app.register(authenticate, options.authenticate ?? {})
   // [register:rbac]
   await app.register(rbac, options.rbac ?? {})
+  await app.register(bootstrapAdmin, { email: config.adminEmail, password: config.adminPassword })
 
   await app.register(healthRoutes)
   // [register:routes]
   await app.register(wellKnownRoutes)
   await app.register(oauthRoutes, { prefix: '/oauth' })
+  await app.register(orgRoutes, { prefix: '/orgs' })
+  await app.register(adminRoutes, { prefix: '/admin' })
   await app.register(wellKnownRoutes)
   return app
 }
