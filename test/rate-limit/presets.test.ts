@@ -174,3 +174,33 @@ t.test('Retry-After and x-ratelimit-reset follow the window (memory, injected cl
   clock.advance(45_000)
   t.equal((await login(app, 'b@example.com', PASSWORD)).statusCode, 200)
 })
+
+t.test('works alone in a plain Fastify app: its default error handler sends the same 429', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(rateLimit, { classes: { login: { max: 1 } } })
+  app.post('/login', { config: { rateLimitClass: 'login' } }, async (request) => {
+    const attempt = await app.loginThrottle.begin((request.body as { email: string }).email)
+    await attempt.fail()
+    return 'wrong'
+  })
+  t.equal((await app.inject({ method: 'POST', url: '/login', payload: { email: 'a@example.com' } })).statusCode, 200)
+  const limited = await app.inject({ method: 'POST', url: '/login', payload: { email: 'a@example.com' } })
+  t.equal(limited.statusCode, 429)
+  t.same(limited.json(), RATE_LIMITED_BODY)
+  t.ok(Number(limited.headers['retry-after']) >= 59)
+
+  const other = Fastify()
+  t.teardown(() => other.close())
+  await other.register(rateLimit, { classes: { login: { max: 100 } } })
+  other.post('/login', { config: { rateLimitClass: 'login' } }, async () => {
+    const attempt = await other.loginThrottle.begin('b@example.com')
+    await attempt.fail()
+    return 'wrong'
+  })
+  for (let i = 0; i < 5; i++) await other.inject({ method: 'POST', url: '/login' })
+  const backoff = await other.inject({ method: 'POST', url: '/login' })
+  t.equal(backoff.statusCode, 429)
+  t.same(backoff.json(), RATE_LIMITED_BODY, 'the throttle\'s 429 has the same body')
+  t.equal(backoff.headers['retry-after'], '1')
+})
