@@ -51,7 +51,7 @@ export interface GatehouseClient {
   isAuthenticated: () => Promise<boolean>
   on: <E extends ClientEventName>(event: E, listener: Listener<E>) => () => void
   off: <E extends ClientEventName>(event: E, listener: Listener<E>) => void
-  /** Stops the refresh timer (tokens stay where they are). */
+  /** Stops the refresh timer for good (the check before each request still refreshes); tokens stay. */
   close: () => void
 }
 
@@ -92,6 +92,9 @@ class Client implements GatehouseClient {
   /** Passwords being sent right now: scrubbed from anything logged meanwhile. */
   #transient = new Set<string>()
   #renewal: SingleFlight<StoredTokens>
+  /** Bumped by login, register and logout: a refresh started before them must not store its result. */
+  #epoch = 0
+  #closed = false
 
   constructor (options: ResolvedOptions) {
     this.#options = options
@@ -138,6 +141,7 @@ class Client implements GatehouseClient {
     } catch (err) {
       failure = err
     } finally {
+      this.#epoch++
       await this.#store(null)
       this.#expired = null
       this.#emitter.emit('loggedOut', { all: false })
@@ -152,6 +156,7 @@ class Client implements GatehouseClient {
     try {
       response = await this.#withSession('/auth/logout-all', { method: 'POST' })
     } finally {
+      this.#epoch++
       await this.#store(null)
       this.#expired = null
       this.#emitter.emit('loggedOut', { all: true })
@@ -200,6 +205,7 @@ class Client implements GatehouseClient {
   }
 
   close (): void {
+    this.#closed = true
     this.#cancelTimer?.()
     this.#cancelTimer = null
   }
@@ -227,9 +233,11 @@ class Client implements GatehouseClient {
 
   async #startSession (path: string, body: { email: string, password: string, name?: string }, via: 'login' | 'register' | 'credentials'): Promise<GatehouseUser | undefined> {
     this.#transient.add(body.password)
+    const epoch = ++this.#epoch
     try {
       const sent = await this.#post(path, body)
       const data = await readJson<TokenResponseBody>(sent.response)
+      if (epoch !== this.#epoch) throw notAuthenticated() // a logout or another login came first
       const tokens = await this.#adopt(data, sent)
       this.#reauthBlocked = false
       this.#log('info', via === 'register' ? 'registered' : 'logged in', { via, expiresInMs: tokens.expiresAt - this.#options.now() })
@@ -294,7 +302,7 @@ class Client implements GatehouseClient {
     this.#cancelTimer?.()
     this.#cancelTimer = null
     const tokens = this.#tokens
-    if (!this.#options.proactiveRefresh || tokens === null || tokens.expiresAt === UNKNOWN_EXPIRY) return
+    if (this.#closed || !this.#options.proactiveRefresh || tokens === null || tokens.expiresAt === UNKNOWN_EXPIRY) return
     const generation = this.#generation
     this.#cancelTimer = backgroundTimer(() => {
       this.#cancelTimer = null
@@ -321,6 +329,7 @@ class Client implements GatehouseClient {
   /** The single-flight body: refresh; when the refresh token is dead, the credentials callback. */
   async #renewNow (): Promise<StoredTokens> {
     const held = this.#tokens
+    const epoch = this.#epoch
     let failure: GatehouseHttpError | undefined
     if (held !== null) {
       try {
@@ -330,6 +339,11 @@ class Client implements GatehouseClient {
           return this.#refreshWith(held.refreshToken)
         })
       } catch (err) {
+        if (epoch !== this.#epoch) {
+          // A logout or login happened meanwhile: this failure is about a session already gone.
+          if (this.#tokens !== null) return this.#tokens
+          throw notAuthenticated()
+        }
         if (!isTerminalRefreshFailure(err)) throw err
         failure = err
         this.#log('warn', 'refresh token rejected; session cleared', { code: err.code, status: err.status })
@@ -376,8 +390,15 @@ class Client implements GatehouseClient {
   }
 
   async #refreshWith (refreshToken: string): Promise<StoredTokens> {
+    const epoch = this.#epoch
     const sent = await this.#post('/auth/refresh', { refresh_token: refreshToken })
-    const tokens = await this.#adopt(await readJson<TokenResponseBody>(sent.response), sent)
+    const data = await readJson<TokenResponseBody>(sent.response)
+    // A logout (or a new login) while this refresh was in flight wins: do not bring the old session back.
+    if (epoch !== this.#epoch) {
+      if (this.#tokens === null) throw notAuthenticated()
+      return this.#tokens
+    }
+    const tokens = await this.#adopt(data, sent)
     this.#log('info', 'token refreshed', { expiresInMs: tokens.expiresAt - this.#options.now() })
     this.#emitter.emit('refreshed', { expiresAt: tokens.expiresAt })
     return tokens

@@ -251,6 +251,21 @@ t.test('logout revokes the family (renewing an expired access token first) and c
   await t.rejects(client.fetch('/api/x'), { code: 'NOT_AUTHENTICATED' })
 })
 
+t.test('a logout while a refresh is in flight is not undone by the refresh', async (t) => {
+  const { server, client } = await setup(t)
+  server.refreshDelayMs = 200
+  await client.login(EMAIL, PASSWORD)
+  const expired: unknown[] = []
+  client.on('sessionExpired', (e) => expired.push(e))
+  const refreshing = client.refresh().then(() => 'resolved', (err: GatehouseClientError) => err.code)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  await client.logout()
+  t.equal(await refreshing, 'NOT_AUTHENTICATED')
+  t.equal(server.count('POST /auth/refresh'), 1)
+  t.equal(await client.isAuthenticated(), false, 'nothing was stored')
+  t.same(expired, [], 'no sessionExpired after an explicit logout')
+})
+
 t.test('API-key mode: ApiKey scheme, no refresh, session methods throw a typed error', async (t) => {
   const server = await scriptedServer()
   t.teardown(() => server.close())
