@@ -10,8 +10,8 @@
 // status, roles, token version) is checked on every request from in-memory state that the bus
 // keeps current.
 import { randomUUID } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { mkdirSync, readdirSync, statSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { SigningAlgorithm } from '../../lib/config.ts'
@@ -44,7 +44,11 @@ export interface TokensOptions {
   userStateCacheSize?: number
   /** Seconds a cached user state is trusted without a change notice. @default 30 */
   userStateTtl?: number
-  /** Seconds between re-reads of the keys folder (picks up rotations and retirements). 0 = only on an unknown kid. @default 60 */
+  /**
+   * Seconds between checks of the keys folder (a stat of each file; the keys are re-read only when
+   * something changed), so rotations and retirements made elsewhere apply. 0 = only on an unknown
+   * kid or a `keys` notice on the bus. @default 10
+   */
   keysReloadInterval?: number
 }
 
@@ -67,7 +71,7 @@ export const DEFAULT_ACCESS_TOKEN_TTL = 900
 export const DEFAULT_VERIFIED_CACHE_SIZE = 10_000
 export const DEFAULT_USER_STATE_CACHE_SIZE = 10_000
 export const DEFAULT_USER_STATE_TTL = 30
-export const DEFAULT_KEYS_RELOAD_INTERVAL = 60
+export const DEFAULT_KEYS_RELOAD_INTERVAL = 10
 /** An unknown kid of our issuer re-reads the keys folder at most this often. */
 export const KEY_RELOAD_MIN_INTERVAL_MS = 1000
 
@@ -175,6 +179,18 @@ interface VerifiedToken {
   clientId: string | undefined
 }
 
+/** Names, sizes and modification times of the key files: a cheap test for "something changed". */
+function folderSignature (dir: string): string {
+  try {
+    return readdirSync(dir).filter((n) => n.endsWith('.json') || n.endsWith('.pem')).sort().map((name) => {
+      const stat = statSync(join(dir, name))
+      return `${name}:${stat.size}:${stat.mtimeMs}`
+    }).join('|')
+  } catch {
+    return ''
+  }
+}
+
 function warnGenerated (fastify: FastifyInstance, dir: string, alg: SigningAlgorithm, kid: string): void {
   fastify.log.warn(
     { keysDir: dir, kid, alg },
@@ -245,11 +261,13 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
 
   let lastReload = Date.now()
   let pendingReload: Promise<void> | null = null
+  let folderState = folderSignature(options.keysDir)
 
   function reloadNow (): void {
     lastReload = Date.now()
     keyReloads++
     try {
+      folderState = folderSignature(options.keysDir)
       applyRing(loadKeyRing(options.keysDir))
     } catch (err) {
       fastify.log.error({ keysDir: options.keysDir, err: { message: (err as Error).message } }, 'AUTH_KEYS_DIR: reload failed; keeping the current keys')
@@ -274,7 +292,8 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
   let reloadTimer: NodeJS.Timeout | undefined
   if (options.keysReloadInterval > 0) {
     reloadTimer = setInterval(() => {
-      if (Date.now() - lastReload >= KEY_RELOAD_MIN_INTERVAL_MS) reloadNow()
+      if (Date.now() - lastReload < KEY_RELOAD_MIN_INTERVAL_MS) return
+      if (folderSignature(options.keysDir) !== folderState) reloadNow()
     }, options.keysReloadInterval * 1000)
     reloadTimer.unref()
   }
@@ -297,6 +316,10 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
     if (!Array.isArray(sids)) return
     const untilSec = typeof until === 'number' && Number.isFinite(until) ? until : Math.floor(Date.now() / 1000) + revocationSpanSec
     revoked.add(sids.filter((s): s is string => typeof s === 'string'), untilSec)
+  })
+  // `gatehouse keys rotate|retire` announces a change on this channel.
+  bus.subscribe('keys', () => {
+    scheduleReload().catch(() => {})
   })
   bus.subscribe('user', (message) => {
     if (typeof message.userId === 'string') users.invalidate(message.userId)

@@ -158,3 +158,21 @@ t.test('a second instance verifies a token signed with a key the first one rotat
   t.ok(results.every((r) => r.json().code === 'INVALID_TOKEN'), 'unknown kids are INVALID_TOKEN')
   t.ok(second.app.tokens.stats().keyReloads - reloadsBefore <= 2, 'concurrent unknown kids shared one reload')
 })
+
+t.test('a `keys` notice on the bus (sent by `gatehouse keys rotate`) and the folder check reload the ring', async (t) => {
+  const { app, config } = await buildProtected(t, { app: { tokens: { keysReloadInterval: 1 } } })
+  const before = app.tokens.keys().signing.kid
+  const byNotice = rotateKey(config.keysDir, 'EdDSA')
+  await app.bus.publish('keys', { reload: true })
+  await until(() => app.tokens.keys().signing.kid === byNotice.kid)
+  t.not(byNotice.kid, before)
+  t.equal(app.tokens.keys().signing.kid, byNotice.kid, 'the notice made the instance sign with the new key')
+
+  const byPolling = rotateKey(config.keysDir, 'ES256')
+  await until(() => app.tokens.keys().signing.kid === byPolling.kid)
+  t.equal(app.tokens.keys().signing.kid, byPolling.kid, 'the periodic folder check found the new key')
+})
+
+async function until (check: () => boolean, attempts = 200): Promise<void> {
+  for (let i = 0; i < attempts && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 25))
+}
