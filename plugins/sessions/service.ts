@@ -209,7 +209,8 @@ export function createSessionService (deps: SessionDependencies) {
     }
     if (row.user.deletedAt !== null) return gatehouseError('USER_NOT_FOUND')
     if (row.user.status !== 'active') return gatehouseError('ACCOUNT_DISABLED')
-    if (row.family.revokedAt !== null || row.revokedAt !== null) return gatehouseError('TOKEN_REVOKED')
+    // A used token presented again is reuse whatever happened to its family since (RFC 9700 §4.14.2).
+    if (row.usedAt === null && (row.family.revokedAt !== null || row.revokedAt !== null)) return gatehouseError('TOKEN_REVOKED')
     if (row.usedAt !== null) {
       const graceMs = options.reuseGraceSeconds * 1000
       if (graceMs > 0 && now.getTime() - row.usedAt.getTime() <= graceMs && row.successorId !== null) {
@@ -219,7 +220,7 @@ export function createSessionService (deps: SessionDependencies) {
           return again
         }
       }
-      await revokeFamilies([row.familyId], 'reuse')
+      if (row.family.revokedAt === null) await revokeFamilies([row.familyId], 'reuse')
       audit?.record({ type: 'refresh_reuse', outcome: 'failure', reason: 'refresh_token_reused', actorId: row.userId, subjectId: row.userId, details: { sid: row.familyId, clientId }, request: ctx.request })
       deps.log?.warn({ familyId: row.familyId, userId: row.userId }, 'refresh token reuse: session revoked')
       return gatehouseError('REFRESH_TOKEN_REUSED')
