@@ -2,6 +2,7 @@
 // unless `trustProxy` (TRUST_PROXY) names the proxies whose X-Forwarded-For may be believed.
 // An IPv6 host usually owns a whole /64 (RFC 4291 §2.5.4, RFC 6177), so counting per address
 // would let one client rotate through 2^64 of them: IPv6 is counted per network prefix.
+import { createHash } from 'node:crypto'
 import { isIPv4, isIPv6 } from 'node:net'
 
 /** Expands an IPv6 address to its 8 16-bit groups, or null when it is not one. */
@@ -37,7 +38,8 @@ export function clientAddressKey (ip: string, subnet = 64): string {
   const address = ip.replace(/%.*$/, '').replace(/^\[|\]$/g, '')
   if (isIPv4(address)) return address
   const groups = ipv6Groups(address)
-  if (groups === null) return ip
+  // Not an address (only possible through a trusted proxy's header): bounded key length.
+  if (groups === null) return ip.length <= 64 ? ip : `sha256:${createHash('sha256').update(ip).digest('hex')}`
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     return `${groups[6] >> 8}.${groups[6] & 0xff}.${groups[7] >> 8}.${groups[7] & 0xff}`
   }

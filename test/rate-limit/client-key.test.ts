@@ -42,6 +42,9 @@ t.test('ipv6Groups expands every notation to 8 groups', async (t) => {
 
 t.test('anything that is no address is used as it is', async (t) => {
   t.equal(clientAddressKey('unix-socket'), 'unix-socket')
+  const long = clientAddressKey('x'.repeat(5000))
+  t.match(long, /^sha256:[0-9a-f]{64}$/, 'a long non-address is hashed, so keys stay short')
+  t.not(long, clientAddressKey('y'.repeat(5000)))
 })
 
 t.test('refreshFamilyId takes the family part of a well-formed refresh token only', async (t) => {

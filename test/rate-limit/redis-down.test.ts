@@ -101,3 +101,21 @@ t.test('a Redis fault is logged once when it starts and once when it ends, witho
   t.equal(logs.filter((l) => l.includes('Redis is back')).length, 1)
   t.notOk(logs.some((l) => l.includes('hunter2-secret')), 'no request body in the logs')
 })
+
+t.test('the whole app with REDIS_URL: Redis killed -> /health stays 200, /oauth/token 503; recovery when Redis returns', { skip: REDIS_SERVER_SKIP_REASON }, async (t) => {
+  const server = await redisServer(t)
+  const { build } = await import('../helpers/build.ts')
+  const { app } = await build(t, { env: { REDIS_URL: server.url } })
+  const token = () => app.inject({ method: 'POST', url: '/oauth/token', payload: 'grant_type=client_credentials', headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+  const before = await token()
+  t.not(before.statusCode, 503, `with Redis up the token endpoint answers (${before.statusCode})`)
+
+  await server.kill()
+  t.equal((await app.inject('/health')).statusCode, 200, 'liveness does not depend on Redis')
+  const down = await token()
+  t.equal(down.statusCode, 503, 'the token endpoint fails closed')
+  t.ok(down.headers['retry-after'])
+
+  await server.start()
+  t.ok(await eventually(async () => (await token()).statusCode === before.statusCode), 'and recovers by itself')
+})
