@@ -7,6 +7,7 @@ import { rbac, type RbacOptions } from '../../plugins/rbac/index.ts'
 import type { AuthUser } from '../../lib/auth-user.ts'
 import type { TestContext } from '../helpers/build.ts'
 import { errorHandler } from '../../lib/error-handler.ts'
+import { serviceUnavailable } from '../../lib/errors.ts'
 
 function user (roles: unknown, extra: Partial<AuthUser> = {}): AuthUser {
   return { id: 'u1', sub: 'u1', iss: 'http://gatehouse', roles: roles as string[], scheme: 'bearer', external: false, ...extra }
@@ -170,4 +171,18 @@ t.test('misconfigured guards fail at registration, not at request time', async (
   t.throws(() => f.get('/x', { config: { rbac: { role: 'root' } } }, async () => ({})), /not a role/)
   t.throws(() => f.get('/y', { config: { rbac: { orgRole: 'viewer' } } }, async () => ({})), /no :orgId parameter/)
   t.throws(() => f.get('/z', { config: { rbac: {} } }, async () => ({})), /give role, permission or orgRole/)
+})
+
+t.test('a failing membership lookup fails closed', async (t) => {
+  const f = await app(t, {
+    memberships: async (_u, orgId) => {
+      if (orgId === 'down') throw serviceUnavailable(new Error('database unreachable'))
+      throw new Error('resolver bug')
+    }
+  })
+  const down = await f.inject({ url: '/orgs/down/read', headers: { 'x-test-user': JSON.stringify(user(['admin'])) } })
+  t.equal(down.statusCode, 503)
+  t.equal(down.json().code, 'SERVICE_UNAVAILABLE')
+  t.match(down.headers['retry-after'], /^\d+$/)
+  t.match(await get(f, '/orgs/other/read', user(['admin'])), { status: 500, code: 'INTERNAL_ERROR' }, 'never a pass')
 })
