@@ -31,22 +31,19 @@ import { bootstrapAdmin } from './plugins/rbac/bootstrap-admin.ts'
 // [import:authenticate]
 import { authenticate, type AuthenticateOptions } from './plugins/authenticate/index.ts'
 // [import:routes]
+import authRoutes from './routes/auth/index.ts'
 import orgRoutes from './routes/orgs/index.ts'
 import adminRoutes from './routes/admin/index.ts'
 
 export interface AppOptions {
   /** gatehouse-tokens overrides (cache sizes, state TTL, key reload interval). */
   tokens?: Partial<TokensOptions>
-  /** gatehouse-authenticate options (accepted schemes). */
-  authenticate?: AuthenticateOptions
-  /** gatehouse-credentials options (argon2 parameters, password policy, caches). */
-  credentials?: CredentialsOptions
-  /** gatehouse-tokens overrides (cache sizes, state TTL, key reload interval). */
-  tokens?: Partial<TokensOptions>
   /** gatehouse-sessions overrides (reuse grace window, clock); lifetimes come from the config. */
   sessions?: SessionsOptions
   /** gatehouse-authenticate options (accepted schemes). */
   authenticate?: AuthenticateOptions
+  /** gatehouse-credentials options (argon2 parameters, password policy, caches). */
+  credentials?: CredentialsOptions
   /** Fastify's logger option; defaults to pino at config.logLevel with secrets redacted. */
   logger?: FastifyServerOptions['logger']
   /** Store overrides (e.g. an existing Prisma client). */
@@ -119,7 +116,7 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
   // [register:tokens]
   await app.register(tokens, { ...tokensOptionsFromConfig(config), ...options.tokens })
   // [register:sessions]
-  await app.register(sessions, { refreshTokenTtl: config.refreshTokenTtl, refreshTokenMaxTtl: config.refreshTokenMaxTtl, accessTokenTtl: config.accessTokenTtl, ...options.sessions })
+  await app.register(sessions, { refreshTokenTtl: config.refreshTokenTtl, refreshTokenMaxTtl: config.refreshTokenMaxTtl, accessTokenTtl: config.accessTokenTtl, reuseGraceSeconds: config.refreshReuseGrace, ...options.sessions })
   // [register:trusted-issuers]
   await app.register(trustedIssuers, { ...options.trustedIssuers, issuers: config.trustedIssuers })
   // [register:authenticate]
@@ -130,7 +127,7 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
 
   await app.register(healthRoutes)
   // [register:routes]
-  await app.register(wellKnownRoutes)
+  await app.register(authRoutes, { prefix: '/auth' })
   await app.register(oauthRoutes, { prefix: '/oauth' })
   await app.register(orgRoutes, { prefix: '/orgs' })
   await app.register(adminRoutes, { prefix: '/admin' })

@@ -2,7 +2,7 @@
 // where it is and what it runs on, and closes gracefully on SIGINT/SIGTERM.
 import { loadConfig, ConfigError, type GatehouseConfig } from './lib/config.ts'
 import { buildApp } from './app.ts'
-import { redactDatabaseUrl, DatabaseUrlError, MigrationError } from './plugins/store/index.ts'
+import { redactDatabaseUrl, DatabaseUrlError, MigrationError, isInfrastructureError } from './plugins/store/index.ts'
 
 export async function start (config: GatehouseConfig): Promise<void> {
   const app = await buildApp(config)
@@ -50,8 +50,10 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
   start(config).catch((err: Error & { code?: string }) => {
     if (err instanceof ConfigError || err instanceof DatabaseUrlError || err instanceof MigrationError) fail(err.message)
     if (err.code === 'EADDRINUSE') fail(`PORT ${config.port} is already in use on ${config.host}: set PORT to another port (0 picks a free one)`)
-    if (/ECONNREFUSED|ENOTFOUND|timeout|3D000|28P01|does not exist/i.test(`${err.message} ${err.code ?? ''}`)) {
-      fail(`cannot reach the database at ${redactDatabaseUrl(config.databaseUrl)}: ${err.message}`)
+    if (err.code === 'SERVICE_UNAVAILABLE' || isInfrastructureError(err) || /ECONNREFUSED|ENOTFOUND|3D000|28P01/.test(`${err.message} ${err.code ?? ''}`)) {
+      const cause = (err as { cause?: Error }).cause ?? err
+      const detail = (cause.message ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '').pop() ?? ''
+      fail(`cannot reach the database at ${redactDatabaseUrl(config.databaseUrl)}${detail === '' ? '' : ` (${detail})`}`)
     }
     if (err.message?.startsWith('REDIS_URL')) fail(err.message)
     process.stderr.write(`gatehouse: failed to start: ${err.stack ?? err.message}\n`)

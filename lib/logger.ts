@@ -1,5 +1,5 @@
 // pino options shared by the server and the tests: secrets are redacted wherever they sit.
-import type { FastifyServerOptions } from 'fastify'
+import type { FastifyServerOptions, FastifyRequest } from 'fastify'
 
 /** Paths pino censors in every log line. */
 export const REDACT_PATHS = [
@@ -14,9 +14,27 @@ export const REDACT_PATHS = [
   '*.authorization', '*.hash', '*.d', '*.p', '*.q', '*.dp', '*.dq', '*.qi'
 ]
 
-export function loggerOptions (level: string): NonNullable<FastifyServerOptions['logger']> {
+/**
+ * The request as logged: Fastify's default fields, but the URL without its query string, where a
+ * client may have put a token (`?access_token=`, `?refresh_token=`) that no route reads.
+ */
+export function serializeRequest (request: FastifyRequest): Record<string, unknown> {
+  const url = request.url
+  const query = url.indexOf('?')
+  return {
+    method: request.method,
+    url: query === -1 ? url : `${url.slice(0, query)}?[redacted]`,
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort
+  }
+}
+
+export function loggerOptions (level: string, stream?: { write: (line: string) => void }): NonNullable<FastifyServerOptions['logger']> {
   return {
     level,
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' }
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    serializers: { req: serializeRequest as never },
+    ...(stream === undefined ? {} : { stream })
   }
 }

@@ -9,7 +9,7 @@ const CONNECTION_CODES = new Set([
   'SQLITE_BUSY', 'SQLITE_CANTOPEN', 'SQLITE_IOERR', 'SQLITE_FULL'
 ])
 
-const CONNECTION_KINDS = new Set(['DatabaseNotReachable', 'DatabaseDoesNotExist', 'DatabaseAccessDenied', 'SocketTimeout', 'ConnectionClosed', 'TooManyConnections', 'SocketTimeout'])
+const CONNECTION_KINDS = new Set(['DatabaseNotReachable', 'DatabaseDoesNotExist', 'DatabaseAccessDenied', 'SocketTimeout', 'ConnectionClosed', 'TooManyConnections'])
 
 function* causes (err: unknown): Generator<Record<string, unknown>> {
   let current: unknown = err
@@ -28,7 +28,7 @@ export function isInfrastructureError (err: unknown): boolean {
     if (typeof code === 'string' && (/^P1\d{3}$/.test(code) || CONNECTION_CODES.has(code))) return true
     if (typeof e.kind === 'string' && CONNECTION_KINDS.has(e.kind)) return true
     if (typeof e.originalCode === 'string' && CONNECTION_CODES.has(e.originalCode)) return true
-    if (typeof e.message === 'string' && /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect|Can't reach database server|database system is (shutting down|starting up)|The database is closed|Connection ended unexpectedly/i.test(e.message)) return true
+    if (typeof e.message === 'string' && /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect|Can't reach database server|database system is (shutting down|starting up)|The database is closed|Connection ended unexpectedly|is not currently accepting connections|the database system is in recovery mode/i.test(e.message)) return true
   }
   return false
 }

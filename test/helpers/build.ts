@@ -7,7 +7,7 @@ import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type AppOptions } from '../../app.ts'
 import { loadConfig, type GatehouseConfig } from '../../lib/config.ts'
-import { REDACT_PATHS } from '../../lib/logger.ts'
+import { loggerOptions } from '../../lib/logger.ts'
 import type { Provider } from '../../plugins/store/database-url.ts'
 import { createTestDatabase } from './databases.ts'
 
@@ -44,7 +44,7 @@ export function captureLogs (level = 'debug'): { logger: AppOptions['logger'], l
       callback()
     }
   })
-  return { logs, logger: { level, stream, redact: { paths: REDACT_PATHS, censor: '[redacted]' } } }
+  return { logs, logger: loggerOptions(level, stream) }
 }
 
 export async function build (t: TestContext, options: BuildOptions = {}): Promise<TestApp> {
