@@ -1,0 +1,244 @@
+// Account routes under /auth (registered by routes/auth/index.ts): register, login, me, password
+// change and API keys. Passwords are checked by fastify.credentials, tokens come from
+// fastify.sessions. The password fields carry no length rules in their schemas: the policy
+// answers WEAK_PASSWORD (CONTRACT §4), never a validation error.
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
+import { tokenResponseSchema } from '../../plugins/sessions/service.ts'
+import type { User } from '../../prisma/generated/sqlite/client.ts'
+
+const errorResponse = { $ref: 'GatehouseError#' }
+
+/** A user as the API shows it: never the password hash. */
+const userSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    email: { type: 'string' },
+    name: { type: ['string', 'null'] },
+    roles: { type: 'array', items: { type: 'string' } }
+  },
+  required: ['id', 'email', 'name', 'roles'],
+  additionalProperties: false
+} as const
+
+const tokenWithUserSchema = {
+  type: 'object',
+  properties: { user: userSchema, ...tokenResponseSchema.properties },
+  required: ['user', ...tokenResponseSchema.required]
+} as const
+
+// A loose shape (surrounding spaces allowed: they are trimmed); the stored form is normalised.
+const emailField = { type: 'string', minLength: 3, maxLength: 320, pattern: '^\\s*[^\\s@]+@[^\\s@]+\\s*$' } as const
+const passwordField = { type: 'string' } as const
+
+const registerSchema = {
+  tags: ['auth'],
+  summary: 'Create an account and start a session',
+  description: 'The email is trimmed, NFKC-normalised and lower-cased. Password policy: at least 12 characters (Unicode code points after NFKC), at most 1024 bytes, not on the list of common or breached passwords; no composition rules. Violations answer WEAK_PASSWORD naming the rule.',
+  security: [],
+  body: {
+    type: 'object',
+    properties: { email: emailField, password: passwordField, name: { type: 'string', minLength: 1, maxLength: 200 } },
+    required: ['email', 'password'],
+    additionalProperties: false
+  },
+  response: { 201: tokenWithUserSchema, 400: errorResponse, 409: errorResponse, 429: errorResponse, 503: errorResponse }
+} as const
+
+const loginSchema = {
+  tags: ['auth'],
+  summary: 'Log in with email and password',
+  description: 'A wrong password and an unknown email answer the same INVALID_CREDENTIALS in the same time. A disabled or deleted account is told so only after a correct password.',
+  security: [],
+  body: {
+    type: 'object',
+    properties: { email: { type: 'string', maxLength: 320 }, password: passwordField },
+    required: ['email', 'password'],
+    additionalProperties: false
+  },
+  response: { 200: tokenWithUserSchema, 400: errorResponse, 401: errorResponse, 429: errorResponse, 503: errorResponse }
+} as const
+
+const meSchema = {
+  tags: ['auth'],
+  summary: 'The authenticated user, with their organizations',
+  security: [{ bearerAuth: [] }, { basicAuth: [] }, { apiKey: [] }],
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        id: { type: 'string' },
+        email: { type: ['string', 'null'] },
+        name: { type: ['string', 'null'] },
+        roles: { type: 'array', items: { type: 'string' } },
+        orgs: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: { id: { type: 'string' }, name: { type: 'string' }, role: { type: 'string' } },
+            required: ['id', 'name', 'role'],
+            additionalProperties: false
+          }
+        }
+      },
+      required: ['id', 'email', 'name', 'roles', 'orgs'],
+      additionalProperties: false
+    },
+    400: errorResponse,
+    401: errorResponse,
+    503: errorResponse
+  }
+} as const
+
+const passwordSchema = {
+  tags: ['auth'],
+  summary: 'Change the password; every other session is revoked',
+  description: 'Requires the current password. The new one must meet the password policy. Sessions other than the caller\'s are revoked and cached HTTP Basic verifications are dropped.',
+  security: [{ bearerAuth: [] }],
+  body: {
+    type: 'object',
+    properties: { current_password: passwordField, new_password: passwordField },
+    required: ['current_password', 'new_password'],
+    additionalProperties: false
+  },
+  response: { 204: { type: 'null', description: 'Password changed' }, 400: errorResponse, 401: errorResponse, 403: errorResponse, 409: errorResponse, 429: errorResponse, 503: errorResponse }
+} as const
+
+const createKeySchema = {
+  tags: ['auth'],
+  summary: 'Create an API key (the key is shown only in this response)',
+  description: 'Use it as `Authorization: ApiKey <key>`. Only its SHA-256 is stored.',
+  security: [{ bearerAuth: [] }],
+  body: {
+    type: 'object',
+    properties: { name: { type: 'string', minLength: 1, maxLength: 100 } },
+    required: ['name'],
+    additionalProperties: false
+  },
+  response: {
+    201: {
+      type: 'object',
+      properties: { id: { type: 'string' }, name: { type: 'string' }, key: { type: 'string' } },
+      required: ['id', 'name', 'key'],
+      additionalProperties: false
+    },
+    400: errorResponse,
+    401: errorResponse,
+    403: errorResponse,
+    503: errorResponse
+  }
+} as const
+
+const revokeKeySchema = {
+  tags: ['auth'],
+  summary: 'Revoke one of your API keys',
+  security: [{ bearerAuth: [] }],
+  params: {
+    type: 'object',
+    properties: { id: { type: 'string', minLength: 1, maxLength: 64 } },
+    required: ['id']
+  },
+  response: { 204: { type: 'null', description: 'Revoked' }, 400: errorResponse, 401: errorResponse, 403: errorResponse, 404: errorResponse, 503: errorResponse }
+} as const
+
+function publicUser (user: Pick<User, 'id' | 'email' | 'name' | 'roles'>): { id: string, email: string, name: string | null, roles: string[] } {
+  return { id: user.id, email: user.email, name: user.name, roles: parseRoles(user.roles) }
+}
+
+function parseRoles (raw: string): string[] {
+  try {
+    const roles: unknown = JSON.parse(raw)
+    return Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : []
+  } catch {
+    return []
+  }
+}
+
+/** The caller as one of our own users holding an access token of this server. */
+function ownBearerUser (request: FastifyRequest): { id: string, sid?: string } {
+  const user = request.user
+  if (user === null || user === undefined) throw missingAuthorization()
+  if (user.external || user.clientId !== undefined || user.scheme !== 'bearer') {
+    throw gatehouseError('FORBIDDEN', 'This requires an access token of one of this server\'s users')
+  }
+  return { id: user.id, sid: user.sid }
+}
+
+export default async function accountRoutes (fastify: FastifyInstance): Promise<void> {
+  fastify.post('/register', { schema: registerSchema, config: { rateLimitClass: 'register' } }, async (request, reply) => {
+    const body = request.body as { email: string, password: string, name?: string }
+    const user = await fastify.credentials.register(body, request)
+    const tokens = await fastify.sessions.start({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, { request })
+    reply.code(201)
+    return { user: publicUser(user), ...tokens }
+  })
+
+  fastify.post('/login', { schema: loginSchema, config: { rateLimitClass: 'login' } }, async (request) => {
+    const { email, password } = request.body as { email: string, password: string }
+    const user = await fastify.credentials.login(email, password, request)
+    const tokens = await fastify.sessions.start({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, { request })
+    return { user: publicUser(user), ...tokens }
+  })
+
+  fastify.get('/me', { schema: meSchema, onRequest: fastify.authenticate }, async (request) => {
+    const principal = request.user
+    if (principal === null || principal === undefined) throw missingAuthorization()
+    if (principal.external) {
+      // A trusted issuer's user need not exist here: answer from the verified token.
+      const claims = principal.claims ?? {}
+      return {
+        id: principal.id,
+        email: typeof claims.email === 'string' ? claims.email : principal.email ?? null,
+        name: typeof claims.name === 'string' ? claims.name : null,
+        roles: principal.roles,
+        orgs: []
+      }
+    }
+    const user = await fastify.store.prisma.user.findUnique({
+      where: { id: principal.id },
+      select: { id: true, email: true, name: true, deletedAt: true, memberships: { select: { role: true, organization: { select: { id: true, name: true } } } } }
+    })
+    if (user === null || user.deletedAt !== null) throw gatehouseError('USER_NOT_FOUND')
+    return {
+      id: user.id,
+      email: user.email,
+      name: user.name,
+      // The current roles from the user state authenticate read, not a token's copy.
+      roles: principal.roles,
+      orgs: user.memberships
+        .map((m) => ({ id: m.organization.id, name: m.organization.name, role: m.role }))
+        .sort((a, b) => a.name.localeCompare(b.name))
+    }
+  })
+
+  // Changing credentials needs a session of this server, not a Basic password or an API key.
+  fastify.register(async function bearerOnly (scope) {
+    const bearer = fastify.createAuthenticate({ schemes: ['bearer'] })
+    scope.addHook('onRequest', bearer)
+
+    scope.post('/password', { schema: passwordSchema, config: { rateLimitClass: 'login' } }, async (request, reply) => {
+      const caller = ownBearerUser(request)
+      const body = request.body as { current_password: string, new_password: string }
+      await fastify.credentials.changePassword(caller.id, body.current_password, body.new_password, request)
+      await fastify.sessions.revokeOthers(caller.id, caller.sid, 'password_change')
+      await fastify.tokens.userChanged(caller.id)
+      reply.code(204).send()
+    })
+
+    scope.post('/api-keys', { schema: createKeySchema }, async (request, reply) => {
+      const caller = ownBearerUser(request)
+      const { name } = request.body as { name: string }
+      const created = await fastify.credentials.createApiKey(caller.id, name, request)
+      reply.code(201).header('cache-control', 'no-store')
+      return { id: created.id, name: created.name, key: created.key }
+    })
+
+    scope.delete('/api-keys/:id', { schema: revokeKeySchema }, async (request, reply) => {
+      const caller = ownBearerUser(request)
+      const { id } = request.params as { id: string }
+      await fastify.credentials.revokeApiKey(caller.id, id, request)
+      reply.code(204).send()
+    })
+  })
+}
