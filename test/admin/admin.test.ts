@@ -77,6 +77,22 @@ for (const { provider, skip } of await providers()) {
       t.match(await call(app, 'GET', '/admin/users', u0), { status: 403 }, 'security.md #56: demoted: the old access token carries no admin right any more')
     })
 
+    await t.test('security.md #55/#56: roles come from the database, not from the token', async (t) => {
+      const [, , , , u4] = users
+      const family = await app.store.prisma.refreshFamily.create({ data: { userId: u4.id, clientId: 'gatehouse', absoluteExpiresAt: new Date(Date.now() + 3_600_000) } })
+      const inflated = await app.tokens.sign({ id: u4.id, roles: ['admin'], tokenVersion: 0 }, { sid: family.id })
+      t.match(await call(app, 'GET', '/admin/users', inflated.access_token), { status: 403, code: 'FORBIDDEN' }, 'a validly signed token claiming admin for a user account is not admin')
+      t.equal((await call(app, 'PATCH', `/admin/users/${u4.id}`, root, { roles: ['admin'] })).status, 200)
+      t.equal((await call(app, 'GET', '/admin/users', u4)).status, 200)
+      t.equal((await call(app, 'PATCH', `/admin/users/${u4.id}`, root, { roles: ['user'] })).status, 200, 'demoted')
+      t.equal((await call(app, 'GET', '/admin/users', u4)).status, 403, 'the access token issued before the demotion has lost the admin right')
+      t.ok(u4.refreshToken !== undefined, 'a refresh token from gatehouse-sessions')
+      const refreshed = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: u4.refreshToken } })
+      t.equal(refreshed.statusCode, 200)
+      const claims = JSON.parse(Buffer.from(refreshed.json().access_token.split('.')[1], 'base64url').toString())
+      t.same(claims.roles, ['user'], 'the refreshed access token carries the database roles')
+    })
+
     await t.test('disable and enable: the live token dies at once and stays dead', async (t) => {
       const u1 = users[1]
       t.equal((await call(app, 'GET', `/orgs/00000000-0000-4000-8000-000000000000`, u1)).status, 404, 'the token works before')
