@@ -162,8 +162,9 @@ export function createTrustedIssuers (options: ResolvedOptions, log: SourceLog =
     if (!Object.hasOwn(unverified, 'iss')) throw bearerError('MISSING_CLAIM')
     const iss = unverified.iss
     if (typeof iss !== 'string' || !options.issuers.has(iss)) {
+      // An array or object `iss` is no issuer of ours either (CVE-2025-30144): same answer.
       counters.rejectedIssuers++
-      throw bearerError(typeof iss === 'string' ? 'UNTRUSTED_ISSUER' : 'INVALID_TOKEN')
+      throw bearerError('UNTRUSTED_ISSUER')
     }
     const issuer = options.issuers.get(iss) as ResolvedIssuer
 
