@@ -3,7 +3,7 @@
 // non-member gets 404 NOT_FOUND exactly as for an organization that does not exist, so the
 // existence of an organization is not revealed to outsiders.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { gatehouseError } from '../../lib/errors.ts'
+import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
 import type { AuthUser } from '../../lib/auth-user.ts'
 import { highestRole } from '../../plugins/rbac/hierarchy.ts'
 import { createOrgService } from './service.ts'
@@ -21,7 +21,7 @@ function normalizeEmail (fastify: FastifyInstance, email: string): string {
 /** The authenticated own (database) user; external principals have no account to make members of. */
 function accountOf (request: FastifyRequest): AuthUser {
   const user = request.user
-  if (user === null) throw gatehouseError('MISSING_AUTHORIZATION')
+  if (user === null) throw missingAuthorization()
   if (user.external) throw gatehouseError('FORBIDDEN', 'Only accounts of this server can create organizations')
   return user
 }
