@@ -168,6 +168,11 @@ for (const { provider, skip } of await providers()) {
         next = page.body.next
       } while (next !== null && seen.size <= total)
       t.ok(seen.size >= total, 'paging walks every event once')
+      const failures = await call(app, 'GET', '/admin/audit?outcome=failure', auditor)
+      t.ok(failures.body.items.every((e: { outcome: string }) => e.outcome === 'failure'), 'outcome filter')
+      const org = (await call(app, 'POST', '/orgs', auditor, { name: 'Audited' })).body.id as string
+      const byOrg = await call(app, 'GET', `/admin/audit?org=${org}`, auditor)
+      t.match(byOrg.body.items, [{ type: 'org_created', orgId: org }], 'organization filter; an event recorded just before is visible')
       t.match(await call(app, 'GET', '/admin/audit?from=yesterday', auditor), { status: 400 })
       t.match(await call(app, 'GET', '/admin/audit?user=nope', auditor), { status: 400 })
 
