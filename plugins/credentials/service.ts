@@ -18,6 +18,8 @@ import type { ResolvedCredentialsOptions } from './options.ts'
 export interface ThrottleAttempt {
   fail: () => Promise<void>
   succeed: () => Promise<void>
+  /** No verdict (an infrastructure fault): frees the reservation without counting anything. */
+  release?: () => Promise<void>
 }
 export interface LoginThrottle {
   begin: (accountKey: string) => Promise<ThrottleAttempt>
@@ -145,12 +147,19 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
       }
     }
     const tooLong = typeof password !== 'string' || exceedsMaxBytes(password, options.maxPasswordBytes)
-    const user = await prisma.user.findUnique({ where: { email: normalizedEmail } })
+    let user: User | null
     let ok = false
-    if (!tooLong) {
-      const normalized = (password as string).normalize('NFKC')
-      const stored = user?.passwordHash ?? dummyHash
-      ok = await guarded(() => hasher.verify(stored, normalized)) && user !== null && user.passwordHash !== null
+    try {
+      user = await prisma.user.findUnique({ where: { email: normalizedEmail } })
+      if (!tooLong) {
+        const normalized = (password as string).normalize('NFKC')
+        const stored = user?.passwordHash ?? dummyHash
+        ok = await guarded(() => hasher.verify(stored, normalized)) && user !== null && user.passwordHash !== null
+      }
+    } catch (err) {
+      // Database down or hashing queue full: no verdict, so nothing is counted against the account.
+      await attempt?.release?.().catch(() => {})
+      throw err
     }
     if (!ok || user === null) {
       await attempt?.fail()

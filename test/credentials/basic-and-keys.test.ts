@@ -3,7 +3,7 @@ import t from 'tap'
 import { createHash } from 'node:crypto'
 import { providers, createTestDatabase } from '../helpers/databases.ts'
 import { redisUrl, REDIS_SKIP_REASON } from '../helpers/redis.ts'
-import { buildCredentials, codeOf, dumpRows } from './helpers.ts'
+import { buildCredentials, codeOf, dumpRows, switchableBus } from './helpers.ts'
 
 const PASSWORD = 'violet tractor evening 42'
 const NEW_PASSWORD = 'amber orchard whistle 19'
@@ -130,4 +130,35 @@ t.test('two instances on one database and one Redis: a password change drops the
   t.match(await codeOf(() => b.credentials.verifyBasic('multi@example.com', PASSWORD)), { code: 'INVALID_CREDENTIALS' }, 'B refuses the old password')
   t.match(await codeOf(() => b.credentials.verifyApiKey(key.key)), { code: 'INVALID_CREDENTIALS' }, 'B refuses the revoked key')
   t.same(await b.credentials.verifyBasic('multi@example.com', NEW_PASSWORD), { userId: user.id })
+})
+
+t.test('while the bus is unhealthy the caches are bypassed; a resync empties them', async (t) => {
+  const bus = switchableBus()
+  const { app } = await buildCredentials(t, 'sqlite', { bus })
+  const user = await app.credentials.register({ email: 'bus@example.com', password: PASSWORD })
+  const key = await app.credentials.createApiKey(user.id, 'bus')
+  await app.credentials.verifyBasic('bus@example.com', PASSWORD)
+  await app.credentials.verifyApiKey(key.key)
+  let ops = app.credentials.stats().argon2Operations
+  await app.credentials.verifyBasic('bus@example.com', PASSWORD)
+  t.equal(app.credentials.stats().argon2Operations, ops, 'healthy: answered from the cache')
+
+  bus.setHealthy(false)
+  const apiHits = app.credentials.stats().apiKeyCacheHits
+  await app.credentials.verifyBasic('bus@example.com', PASSWORD)
+  await app.credentials.verifyApiKey(key.key)
+  t.equal(app.credentials.stats().argon2Operations, ops + 1, 'unhealthy: argon2 runs again')
+  t.equal(app.credentials.stats().apiKeyCacheHits, apiHits, 'unhealthy: the key is read from the database')
+  // A revocation made elsewhere while notices are lost is seen at once.
+  await app.store.prisma.apiKey.update({ where: { id: key.id }, data: { revokedAt: new Date() } })
+  t.match(await codeOf(() => app.credentials.verifyApiKey(key.key)), { code: 'INVALID_CREDENTIALS' })
+
+  bus.setHealthy(true)
+  bus.resync()
+  t.equal(app.credentials.stats().basicCacheSize, 0, 'the resync emptied the Basic cache')
+  t.equal(app.credentials.stats().apiKeyCacheSize, 0, 'and the API key cache')
+  ops = app.credentials.stats().argon2Operations
+  await app.credentials.verifyBasic('bus@example.com', PASSWORD)
+  t.equal(app.credentials.stats().argon2Operations, ops + 1)
+  t.match(await codeOf(() => app.credentials.verifyApiKey(key.key)), { code: 'INVALID_CREDENTIALS' }, 'the revoked key stays refused')
 })

@@ -3,7 +3,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { store } from '../../plugins/store/index.ts'
-import { redis } from '../../plugins/redis/index.ts'
+import { redis, type Bus } from '../../plugins/redis/index.ts'
 import { audit } from '../../plugins/audit/index.ts'
 import { credentials, type CredentialsOptions, type LoginThrottle } from '../../plugins/credentials/index.ts'
 import type { Provider } from '../../plugins/store/database-url.ts'
@@ -23,6 +23,8 @@ export interface CredentialsAppOptions {
   loginThrottle?: LoginThrottle
   /** Share one database between several instances. */
   db?: TestDatabase
+  /** A bus to use instead of gatehouse-redis's (e.g. one whose `healthy` can be switched off). */
+  bus?: Bus
 }
 
 export async function buildCredentials (t: TestContext, provider: Provider, options: CredentialsAppOptions = {}): Promise<CredentialsApp> {
@@ -30,7 +32,12 @@ export async function buildCredentials (t: TestContext, provider: Provider, opti
   const { logger, logs } = captureLogs()
   const app = Fastify({ logger })
   await app.register(store, { databaseUrl: db.url, migrations: 'skip' })
-  await app.register(redis, { url: options.redisUrl })
+  if (options.bus !== undefined) {
+    const bus = options.bus
+    await app.register(fp(async (f) => { f.decorate('redis', null); f.decorate('bus', bus) }, { name: 'gatehouse-redis' }))
+  } else {
+    await app.register(redis, { url: options.redisUrl })
+  }
   await app.register(audit)
   if (options.loginThrottle !== undefined) {
     const throttle = options.loginThrottle
@@ -43,6 +50,22 @@ export async function buildCredentials (t: TestContext, provider: Provider, opti
   })
   await app.ready()
   return { app, logs, db }
+}
+
+/** An in-process bus whose health a test can switch, standing in for a Redis subscription that drops. */
+export function switchableBus (): Bus & { setHealthy: (value: boolean) => void, resync: () => void } {
+  const listeners = new Map<string, Array<(message: Record<string, unknown>) => void>>()
+  const resyncListeners: Array<() => void> = []
+  let healthy = true
+  return {
+    async publish (channel, message) { for (const fn of listeners.get(channel) ?? []) fn(message) },
+    subscribe (channel, fn) { listeners.set(channel, [...(listeners.get(channel) ?? []), fn]) },
+    onResync (fn) { resyncListeners.push(fn) },
+    get healthy () { return healthy },
+    distributed: true,
+    setHealthy (value) { healthy = value },
+    resync () { for (const fn of resyncListeners) fn() }
+  }
 }
 
 /** Rejects with the coded error `fn` throws, or fails when it resolves. */

@@ -166,6 +166,28 @@ for (const { provider, skip } of await providers()) {
       t.same(reasons, ['failure:bad_password', 'success:', 'failure:rate_limited'])
     })
 
+    t.test('an infrastructure fault releases the throttle reservation without a verdict', async (t) => {
+      const calls: string[] = []
+      const { app } = await buildCredentials(t, provider, {
+        credentials: { hashConcurrency: 1, hashQueueSize: 0 },
+        loginThrottle: {
+          async begin (): Promise<ThrottleAttempt> {
+            return {
+              fail: async () => { calls.push('fail') },
+              succeed: async () => { calls.push('succeed') },
+              release: async () => { calls.push('release') }
+            }
+          }
+        }
+      })
+      await app.credentials.register({ email: 'rel@example.com', password: PASSWORD })
+      const results = await Promise.allSettled(Array.from({ length: 4 }, () => app.credentials.login('rel@example.com', OTHER)))
+      const unavailable = results.filter((r) => r.status === 'rejected' && (r.reason as { code: string }).code === 'SERVICE_UNAVAILABLE').length
+      t.ok(unavailable >= 1, `${unavailable} of 4 refused with 503`)
+      t.equal(calls.filter((c) => c === 'release').length, unavailable, 'each 503 released its reservation')
+      t.equal(calls.filter((c) => c === 'fail').length, 4 - unavailable, 'only real verdicts count as failures')
+    })
+
     t.test('audit events and secret scan', async (t) => {
       const { app, logs } = await buildCredentials(t, provider)
       const user = await app.credentials.register({ email: 'audit@example.com', password: PASSWORD })

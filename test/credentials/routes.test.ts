@@ -200,3 +200,36 @@ for (const { provider, skip } of await providers()) {
     })
   })
 }
+
+t.test('through the real rate-limit plugin: account back-off, and 503 when the hashing queue is full', async (t) => {
+  const { app } = await build(t, {
+    app: {
+      rateLimit: { classes: { login: HIGH, register: HIGH, refresh: HIGH, token: HIGH, default: HIGH } },
+      credentials: { hashConcurrency: 1, hashQueueSize: 1, retryAfterSeconds: 3 }
+    }
+  })
+  await register(app, 'henry@example.com')
+  const codes: string[] = []
+  for (let i = 0; i < 6; i++) {
+    const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: i % 2 === 0 ? 'Henry@Example.com' : 'henry@example.com', password: OTHER } })
+    codes.push(res.json().code)
+    if (res.statusCode === 429) t.ok(res.headers['retry-after'], 'Retry-After on 429')
+  }
+  t.same(codes, [...Array(5).fill('INVALID_CREDENTIALS'), 'RATE_LIMITED'], 'the 6th failure for one account (any spelling of its email) is throttled')
+  const before = app.credentials.stats().argon2Operations
+  const throttled = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'henry@example.com', password: PASSWORD } })
+  t.equal(throttled.statusCode, 429)
+  t.equal(app.credentials.stats().argon2Operations, before, 'no argon2 work for a throttled account')
+
+  // Many accounts at once: one verification runs, one waits, the rest are refused at once.
+  for (let i = 0; i < 8; i++) await app.store.prisma.user.create({ data: { email: `flood${i}@example.com`, passwordHash: await app.credentials.hashPassword(PASSWORD) } })
+  const flood = await Promise.all(Array.from({ length: 8 }, (_, i) => app.inject({ method: 'POST', url: '/auth/login', payload: { email: `flood${i}@example.com`, password: OTHER } })))
+  const unavailable = flood.filter((r) => r.statusCode === 503)
+  t.ok(unavailable.length >= 1, `${unavailable.length} of 8 answered 503`)
+  t.equal(unavailable[0]?.json().code, 'SERVICE_UNAVAILABLE')
+  t.equal(unavailable[0]?.headers['retry-after'], '3')
+  t.ok(flood.every((r) => r.statusCode === 503 || r.statusCode === 401), 'never a 200 or a 500')
+  // The refused accounts were not charged a failure: they can still log in right away.
+  const again = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'flood0@example.com', password: PASSWORD } })
+  t.equal(again.statusCode, 200)
+})
