@@ -4,8 +4,8 @@
 //
 // Rules:
 //  - one fetch in flight per issuer; every request that misses meanwhile waits for it;
-//  - at most one fetch per cooldown, whatever the reason (unknown kid, failure), except the
-//    refresh of a key set older than cacheMaxAge;
+//  - after a good fetch, at most one more per cooldown (unknown kids), except the refresh of a
+//    key set older than cacheMaxAge; after a failed fetch, the next one waits failureBackoff;
 //  - a successful fetch REPLACES the key set (removed keys stop verifying);
 //  - a failed fetch keeps the previous set, usable up to maxStale; with nothing usable the
 //    answer is JWKS_UNAVAILABLE (503, Retry-After) and nothing negative is remembered;
@@ -84,7 +84,7 @@ export class IssuerKeySource {
       return []
     }
     if (!missed) this.#counters.cacheMisses++
-    if (this.#inflight !== null || now - this.#lastAttemptAt >= this.#options.cooldownMs) {
+    if (this.#inflight !== null || now >= this.#nextFetchAt()) {
       try {
         set = await this.#refresh()
       } catch (err) {
@@ -111,7 +111,7 @@ export class IssuerKeySource {
   }
 
   async #freshOrStale (now: number): Promise<KeySet> {
-    if (this.#inflight !== null || now - this.#lastAttemptAt >= this.#options.cooldownMs) {
+    if (this.#inflight !== null || now >= this.#nextFetchAt()) {
       try {
         return await this.#refresh()
       } catch (err) {
@@ -119,6 +119,11 @@ export class IssuerKeySource {
       }
     }
     return this.#stale(now, null)
+  }
+
+  /** After a success the cooldown applies; after a failure the (shorter) failure backoff. */
+  #nextFetchAt (): number {
+    return this.#lastAttemptAt + (this.#lastFetchFailed ? this.#options.failureBackoffMs : this.#options.cooldownMs)
   }
 
   #stale (now: number, err: unknown): KeySet {
@@ -131,7 +136,7 @@ export class IssuerKeySource {
   }
 
   #unavailable (cause: unknown): GatehouseError {
-    const wait = this.#lastAttemptAt + this.#options.cooldownMs - Date.now()
+    const wait = this.#nextFetchAt() - Date.now()
     const retryAfter = Math.max(1, Math.ceil(wait / 1000))
     return gatehouseError('JWKS_UNAVAILABLE', undefined, {
       headers: { 'retry-after': String(retryAfter) },

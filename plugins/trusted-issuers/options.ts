@@ -21,6 +21,7 @@ export const DEFAULT_TIMEOUT_MS = 5_000
 export const DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024
 export const DEFAULT_MAX_KEYS = 100
 export const DEFAULT_COOLDOWN_MS = 30_000
+export const DEFAULT_FAILURE_BACKOFF_MS = 5_000
 export const DEFAULT_CACHE_MAX_AGE_MS = 10 * 60_000
 export const DEFAULT_MAX_STALE_MS = 24 * 60 * 60_000
 export const DEFAULT_NEGATIVE_CACHE_SIZE = 1_000
@@ -65,6 +66,8 @@ export interface TrustedIssuersOptions {
   maxKeys?: number
   /** Least time between two JWKS fetches of one issuer (unknown kid, failures). @default 30000 */
   cooldownMs?: number
+  /** After a failed fetch, the next one waits this long (503 meanwhile when nothing is cached). @default min(5000, cooldownMs) */
+  failureBackoffMs?: number
   /** A key set older than this is refetched before use; removed keys stop verifying after it. @default 600000 */
   cacheMaxAgeMs?: number
   /** While the provider is down, a key set this old is still used. @default 86400000 */
@@ -94,6 +97,7 @@ export interface ResolvedOptions {
   readonly maxResponseBytes: number
   readonly maxKeys: number
   readonly cooldownMs: number
+  readonly failureBackoffMs: number
   readonly cacheMaxAgeMs: number
   readonly maxStaleMs: number
   readonly negativeCacheSize: number
@@ -250,6 +254,8 @@ export function resolveOptions (input: TrustedIssuersOptions = {}): ResolvedOpti
   const cooldownMs = positiveInteger(input.cooldownMs, 'cooldownMs', DEFAULT_COOLDOWN_MS)
   const cacheMaxAgeMs = positiveInteger(input.cacheMaxAgeMs, 'cacheMaxAgeMs', DEFAULT_CACHE_MAX_AGE_MS)
   const maxStaleMs = positiveInteger(input.maxStaleMs, 'maxStaleMs', DEFAULT_MAX_STALE_MS)
+  const failureBackoffMs = positiveInteger(input.failureBackoffMs, 'failureBackoffMs', Math.min(DEFAULT_FAILURE_BACKOFF_MS, cooldownMs))
+  if (failureBackoffMs > cooldownMs) fail('option failureBackoffMs must not be longer than cooldownMs')
   if (cacheMaxAgeMs < cooldownMs) fail('option cacheMaxAgeMs must not be shorter than cooldownMs')
   if (maxStaleMs < cacheMaxAgeMs) fail('option maxStaleMs must not be shorter than cacheMaxAgeMs')
   return Object.freeze({
@@ -258,6 +264,7 @@ export function resolveOptions (input: TrustedIssuersOptions = {}): ResolvedOpti
     maxResponseBytes: positiveInteger(input.maxResponseBytes, 'maxResponseBytes', DEFAULT_MAX_RESPONSE_BYTES),
     maxKeys: positiveInteger(input.maxKeys, 'maxKeys', DEFAULT_MAX_KEYS),
     cooldownMs,
+    failureBackoffMs,
     cacheMaxAgeMs,
     maxStaleMs,
     negativeCacheSize: positiveInteger(input.negativeCacheSize, 'negativeCacheSize', DEFAULT_NEGATIVE_CACHE_SIZE),

@@ -141,6 +141,27 @@ t.test('cold cache outage is not remembered: the first request after recovery su
   t.equal(ks.count('/jwks'), 2)
 })
 
+t.test('after a failure the next fetch waits only the failure backoff, not the whole cooldown', async (t) => {
+  const key = await testKey()
+  const ks = await keyServer(t)
+  ks.handle((_req, res) => { res.statusCode = 503; res.end() })
+  const ti = service(t, { issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
+  const token = await sign(key, { iss: ks.url, sub: 'blip', aud: AUD })
+  const err = await rejection(ti.verify(token))
+  t.equal(err.code, 'JWKS_UNAVAILABLE')
+  t.match(err.headers, { 'retry-after': /^[1-5]$/ }, 'default backoff 5 s (the cooldown is 30 s)')
+
+  const quick = await keyServer(t)
+  quick.handle((_req, res) => { res.statusCode = 503; res.end() })
+  const ti2 = service(t, { failureBackoffMs: 200, issuers: [{ issuer: quick.url, jwksUri: `${quick.url}/jwks`, audiences: [AUD] }] })
+  const token2 = await sign(key, { iss: quick.url, sub: 'blip', aud: AUD })
+  t.equal((await rejection(ti2.verify(token2))).code, 'JWKS_UNAVAILABLE')
+  quick.serve(jwks(key))
+  await new Promise((resolve) => setTimeout(resolve, 250))
+  t.equal((await ti2.verify(token2)).sub, 'blip', 'recovered after the backoff although the 30 s cooldown has not passed')
+  t.equal(quick.count('/jwks'), 2)
+})
+
 t.test('beyond maxStale a down provider means 503', async (t) => {
   const key = await testKey()
   const ks = await keyServer(t, jwks(key))

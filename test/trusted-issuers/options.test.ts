@@ -87,6 +87,9 @@ t.test('plugin limits are validated too', async (t) => {
   t.throws(() => resolveOptions({ maxKeys: 1.5 }), /maxKeys/)
   t.throws(() => resolveOptions({ cooldownMs: 60_000, cacheMaxAgeMs: 30_000 }), /cacheMaxAgeMs must not be shorter than cooldownMs/)
   t.throws(() => resolveOptions({ maxStaleMs: 1000 }), /maxStaleMs must not be shorter than cacheMaxAgeMs/)
+  t.throws(() => resolveOptions({ failureBackoffMs: 60_000 }), /failureBackoffMs must not be longer than cooldownMs/)
+  t.equal(resolveOptions({}).failureBackoffMs, 5000)
+  t.equal(resolveOptions({ cooldownMs: 1000 }).failureBackoffMs, 1000, 'never longer than the cooldown')
 })
 
 t.test('registering the plugin with a bad entry fails with the ConfigError', async (t) => {
