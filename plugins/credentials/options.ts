@@ -1,4 +1,5 @@
 // Options of gatehouse-credentials: defaults from named constants, validated once, frozen.
+import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 
@@ -20,7 +21,14 @@ export const DEFAULT_API_KEY_CACHE_TTL_MS = 60_000
 export const DEFAULT_API_KEY_CACHE_MAX = 10_000
 export const DEFAULT_API_KEY_TOUCH_INTERVAL_MS = 60_000
 export const DEFAULT_API_KEY_PREFIX = 'gh'
-export const DEFAULT_COMMON_PASSWORDS_FILE = fileURLToPath(new URL('./common-passwords.txt', import.meta.url))
+/**
+ * The shipped list beside this module; from a compiled build (dist/plugins/credentials/) that did
+ * not copy it, the one in the source tree.
+ */
+export const DEFAULT_COMMON_PASSWORDS_FILE = [
+  new URL('./common-passwords.txt', import.meta.url),
+  new URL('../../../plugins/credentials/common-passwords.txt', import.meta.url)
+].map((url) => fileURLToPath(url)).find((file) => existsSync(file)) ?? fileURLToPath(new URL('./common-passwords.txt', import.meta.url))
 
 export interface Argon2Parameters {
   /** Memory cost in KiB (`m=` of the PHC string). @default 19456 */
