@@ -47,6 +47,8 @@ export interface ApiKeyCreated {
 export interface CredentialsStats {
   basicCacheHits: number
   basicCacheMisses: number
+  /** Cache misses that joined a verification already running for the same credentials. */
+  basicCacheSharedVerifications: number
   apiKeyCacheHits: number
   apiKeyCacheMisses: number
 }
@@ -81,6 +83,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
   // that can be attacked offline without this per-process secret.
   const basicSecret = randomBytes(32)
   const basicCache = createTtlCache<BasicEntry>(options.basicCacheMax, options.basicCacheTtlMs)
+  const basicInFlight = new Map<string, Promise<{ userId: string }>>()
   const apiKeyCache = createTtlCache<ApiKeyEntry>(options.apiKeyCacheMax, options.apiKeyCacheTtlMs)
   // Sequence numbers guard the caches against a verification that read the old hash (or a
   // not-yet-revoked key) and finishes after the change: its result is not cached.
@@ -89,7 +92,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
   let revokeSeq = 0
   const touched = new Map<string, number>()
   const pendingTouches = new Set<Promise<unknown>>()
-  const stats: CredentialsStats = { basicCacheHits: 0, basicCacheMisses: 0, apiKeyCacheHits: 0, apiKeyCacheMisses: 0 }
+  const stats: CredentialsStats = { basicCacheHits: 0, basicCacheMisses: 0, basicCacheSharedVerifications: 0, apiKeyCacheHits: 0, apiKeyCacheMisses: 0 }
 
   function record (event: AuditEventInput): void {
     deps.audit?.record(event)
@@ -235,12 +238,21 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
       }
       stats.basicCacheMisses++
     }
-    const startSeq = forgetSeq
-    const user = await checkPassword(normalizedEmail, normalizedPassword, 'basic')
-    if (useCache && (forgotten.get(user.id)?.seq ?? 0) <= startSeq) {
-      basicCache.set(key, { userId: user.id, passwordHashVersion: startSeq })
+    if (!useCache) return { userId: (await checkPassword(normalizedEmail, normalizedPassword, 'basic')).id }
+    // Concurrent requests with the same credentials share one verification (one argon2 run and
+    // one throttle reservation), so a client's burst at start or at expiry is not refused.
+    let pending = basicInFlight.get(key)
+    if (pending === undefined) {
+      const startSeq = forgetSeq
+      pending = checkPassword(normalizedEmail, normalizedPassword, 'basic').then((user) => {
+        if ((forgotten.get(user.id)?.seq ?? 0) <= startSeq) basicCache.set(key, { userId: user.id, passwordHashVersion: startSeq })
+        return { userId: user.id }
+      }).finally(() => basicInFlight.delete(key))
+      basicInFlight.set(key, pending)
+    } else {
+      stats.basicCacheSharedVerifications++
     }
-    return { userId: user.id }
+    return await pending
   }
 
   function forgetLocally (userId: string): void {

@@ -7,6 +7,7 @@ import { buildCredentials, codeOf, dumpRows, switchableBus } from './helpers.ts'
 
 const PASSWORD = 'violet tractor evening 42'
 const NEW_PASSWORD = 'amber orchard whistle 19'
+const OTHER_PASSWORD = 'silent harbour lantern 77'
 
 for (const { provider, skip } of await providers()) {
   t.test(`basic and API keys on ${provider}`, { skip }, async (t) => {
@@ -28,6 +29,18 @@ for (const { provider, skip } of await providers()) {
       const s2 = uncached.credentials.stats().argon2Operations
       for (let i = 0; i < 5; i++) t.same(await uncached.credentials.verifyBasic('basic@example.com', PASSWORD), { userId: u2.id })
       t.equal(uncached.credentials.stats().argon2Operations - s2, 5, 'five argon2 verifications without the cache')
+    })
+
+    t.test('Basic: a burst of identical requests shares one verification', async (t) => {
+      const { app } = await buildCredentials(t, provider)
+      const user = await app.credentials.register({ email: 'burst@example.com', password: PASSWORD })
+      const start = app.credentials.stats().argon2Operations
+      const results = await Promise.all(Array.from({ length: 20 }, () => app.credentials.verifyBasic('burst@example.com', PASSWORD)))
+      t.ok(results.every((r) => r.userId === user.id), 'all twenty accepted')
+      t.equal(app.credentials.stats().argon2Operations - start, 1, 'one argon2 verification')
+      t.equal(app.credentials.stats().basicCacheSharedVerifications, 19)
+      const wrong = await Promise.allSettled(Array.from({ length: 5 }, () => app.credentials.verifyBasic('burst@example.com', OTHER_PASSWORD)))
+      t.ok(wrong.every((r) => r.status === 'rejected' && (r.reason as { code: string }).code === 'INVALID_CREDENTIALS'), 'a shared failure fails every request')
     })
 
     t.test('Basic: the cache expires after its TTL', async (t) => {
