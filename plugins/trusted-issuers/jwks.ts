@@ -1,8 +1,13 @@
-// Fetching and importing an issuer's public keys: a bounded JSON fetch (timeout, streamed
-// size cap, no redirects, https: or loopback only) and a strict JWK filter that turns a JWKS
-// (RFC 7517) into verification keys, each bound to the algorithms it may verify.
+// Fetching and importing an issuer's public keys: a bounded JSON GET (timeout, streamed size
+// cap, no redirects, https: or loopback only, non-public addresses refused at connect time) and
+// a strict JWK filter that turns a JWKS (RFC 7517) into verification keys, each bound to the
+// algorithms it may verify.
 import { createPublicKey, type KeyObject } from 'node:crypto'
-import { keySourceProblem, type AsymmetricAlgorithm } from './options.ts'
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { BlockList, isIP } from 'node:net'
+import { isLoopbackHost, keySourceProblem, type AsymmetricAlgorithm } from './options.ts'
 
 /** Why a key source could not be used; the message names the URL and the reason, never a body. */
 export class KeySourceError extends Error {
@@ -12,60 +17,138 @@ export class KeySourceError extends Error {
 export interface FetchLimits {
   timeoutMs: number
   maxResponseBytes: number
+  /** Connect to private, link-local and other non-public addresses too. @default false */
+  allowPrivateNetwork?: boolean
   /** Aborts the request early (e.g. when the app closes). */
   signal?: AbortSignal
 }
 
+const LOOPBACK = new BlockList()
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4')
+LOOPBACK.addAddress('::1', 'ipv6')
+
+/** RFC 6890 special-purpose ranges: nothing a public identity provider lives on. */
+const NON_PUBLIC = new BlockList()
+for (const [net, prefix] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
+  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4]] as const) {
+  NON_PUBLIC.addSubnet(net, prefix, 'ipv4')
+}
+for (const [net, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) {
+  NON_PUBLIC.addSubnet(net, prefix, 'ipv6')
+}
+
 /**
- * GETs `url` and parses the JSON body. The timeout covers headers and body; the body is read
- * as a stream and the request aborted as soon as it passes `maxResponseBytes` (Content-Length
- * is not trusted, and a compressed body is counted after decompression). Redirects are refused:
- * a key source is fixed by configuration, and a redirect would let the host point us elsewhere.
+ * A host named as loopback (localhost, 127.x, ::1) may only reach loopback addresses; any other
+ * host may only reach public addresses unless the issuer allows its private network. Checked on
+ * the addresses actually connected to, so DNS cannot turn a configured name into an internal
+ * target (IPv4-mapped IPv6 addresses are matched as IPv4).
+ */
+export function addressProblem (address: string, loopbackHost: boolean, allowPrivateNetwork: boolean): string | null {
+  const type = isIP(address) === 6 ? 'ipv6' : 'ipv4'
+  if (loopbackHost) return LOOPBACK.check(address, type) ? null : `resolves to ${address}, which is not a loopback address`
+  if (allowPrivateNetwork) return null
+  return NON_PUBLIC.check(address, type) ? `resolves to the non-public address ${address} (set allowPrivateNetwork for an internal provider)` : null
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void
+
+function guardedLookup (loopbackHost: boolean, allowPrivateNetwork: boolean) {
+  return (hostname: string, options: { all?: boolean, family?: number }, callback: LookupCallback): void => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err !== null) {
+        callback(err, [])
+        return
+      }
+      for (const { address } of addresses) {
+        const problem = addressProblem(address, loopbackHost, allowPrivateNetwork)
+        if (problem !== null) {
+          callback(new KeySourceError(`${hostname} ${problem}`), [])
+          return
+        }
+      }
+      if (options.all === true) callback(null, addresses)
+      else callback(null, addresses[0].address, addresses[0].family)
+    })
+  }
+}
+
+/**
+ * GETs `url` and parses the JSON body. The timeout covers connecting, headers and body; the body
+ * is counted as it streams and the connection destroyed as soon as it passes `maxResponseBytes`
+ * (Content-Length is not trusted). Only identity encoding is accepted, so no decompression bomb.
+ * Redirects are not followed: a key source is fixed by configuration, and a redirect would let
+ * the host point us elsewhere. No connection pooling: each fetch connects (and is checked) anew.
  */
 export async function fetchBoundedJson (url: string, limits: FetchLimits): Promise<unknown> {
   const problem = keySourceProblem(url)
   if (problem !== null) throw new KeySourceError(`${url} ${problem}`)
+  const target = new URL(url)
+  const host = target.hostname.replace(/^\[(.*)\]$/, '$1')
+  const loopbackHost = isLoopbackHost(target.hostname)
+  const allowPrivateNetwork = limits.allowPrivateNetwork === true
+  if (isIP(host) !== 0) {
+    // An address literal is connected to without a lookup: check it here.
+    const literal = addressProblem(host, loopbackHost, allowPrivateNetwork)
+    if (literal !== null) throw new KeySourceError(`${url} ${literal.replace(/^resolves to/, 'is')}`)
+  }
+
   const controller = new AbortController()
   const timer = setTimeout(() => controller.abort(new KeySourceError(`${url} did not answer within ${limits.timeoutMs} ms`)), limits.timeoutMs)
   const onOuterAbort = (): void => controller.abort(new KeySourceError('the trusted-issuers plugin is closing'))
   limits.signal?.addEventListener('abort', onOuterAbort, { once: true })
   try {
-    let response: Response
-    try {
-      response = await fetch(url, { redirect: 'error', signal: controller.signal, headers: { accept: 'application/json' } })
-    } catch (err) {
-      throw controller.signal.aborted ? controller.signal.reason : new KeySourceError(`${url} could not be fetched: ${describe(err)}`)
-    }
-    if (response.status !== 200) {
-      await response.body?.cancel().catch(() => {})
-      throw new KeySourceError(`${url} answered HTTP ${response.status}`)
-    }
-    if (response.body === null) throw new KeySourceError(`${url} answered with no body`)
-    const reader = response.body.getReader()
-    const chunks: Uint8Array[] = []
-    let total = 0
-    try {
-      for (;;) {
-        const { done, value } = await reader.read()
-        if (done) break
-        total += value.byteLength
-        if (total > limits.maxResponseBytes) {
-          controller.abort(new KeySourceError(`${url} sent more than ${limits.maxResponseBytes} bytes`))
-          throw controller.signal.reason
-        }
-        chunks.push(value)
+    return await new Promise<unknown>((resolve, reject) => {
+      let settled = false
+      const fail = (err: unknown): void => {
+        if (settled) return
+        settled = true
+        req.destroy()
+        reject(controller.signal.aborted
+          ? controller.signal.reason
+          : err instanceof KeySourceError ? err : new KeySourceError(`${url} could not be fetched: ${describe(err)}`))
       }
-    } catch (err) {
-      await reader.cancel().catch(() => {})
-      if (err instanceof KeySourceError) throw err
-      throw controller.signal.aborted ? controller.signal.reason : new KeySourceError(`${url} body could not be read: ${describe(err)}`)
-    }
-    const text = Buffer.concat(chunks).toString('utf8')
-    try {
-      return JSON.parse(text)
-    } catch {
-      throw new KeySourceError(`${url} did not answer with JSON`)
-    }
+      const req = (target.protocol === 'https:' ? httpsRequest : httpRequest)(target, {
+        method: 'GET',
+        headers: { accept: 'application/json', 'accept-encoding': 'identity' },
+        agent: false,
+        lookup: guardedLookup(loopbackHost, allowPrivateNetwork) as never,
+        signal: controller.signal
+      })
+      req.on('error', fail)
+      req.on('response', (res: IncomingMessage) => {
+        res.on('error', fail)
+        res.on('aborted', () => fail(new KeySourceError(`${url} closed the connection mid-body`)))
+        if (res.statusCode !== 200) {
+          fail(new KeySourceError(`${url} answered HTTP ${res.statusCode ?? 0}`))
+          return
+        }
+        const encoding = res.headers['content-encoding']
+        if (encoding !== undefined && encoding !== 'identity') {
+          fail(new KeySourceError(`${url} answered with content-encoding ${encoding}`))
+          return
+        }
+        const chunks: Buffer[] = []
+        let total = 0
+        res.on('data', (chunk: Buffer) => {
+          total += chunk.length
+          if (total > limits.maxResponseBytes) {
+            fail(new KeySourceError(`${url} sent more than ${limits.maxResponseBytes} bytes`))
+            return
+          }
+          chunks.push(chunk)
+        })
+        res.on('end', () => {
+          if (settled) return
+          settled = true
+          try {
+            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')))
+          } catch {
+            reject(new KeySourceError(`${url} did not answer with JSON`))
+          }
+        })
+      })
+      req.end()
+    })
   } finally {
     clearTimeout(timer)
     limits.signal?.removeEventListener('abort', onOuterAbort)

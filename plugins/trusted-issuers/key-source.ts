@@ -11,7 +11,7 @@
 //    answer is JWKS_UNAVAILABLE (503, Retry-After) and nothing negative is remembered;
 //  - kids missing from a successfully fetched set are remembered (bounded, for one cooldown).
 import { gatehouseError, type GatehouseError } from '../../lib/errors.ts'
-import { discoveryUrl, fetchBoundedJson, importJwks, jwksUriFromDiscovery, KeySourceError, type KeyEntry } from './jwks.ts'
+import { discoveryUrl, fetchBoundedJson, importJwks, jwksUriFromDiscovery, KeySourceError, type FetchLimits, type KeyEntry } from './jwks.ts'
 import type { ResolvedIssuer, ResolvedOptions } from './options.ts'
 
 export interface KeySet {
@@ -166,7 +166,12 @@ export class IssuerKeySource {
   }
 
   async #load (): Promise<KeySet> {
-    const limits = { timeoutMs: this.#options.timeoutMs, maxResponseBytes: this.#options.maxResponseBytes, signal: this.#signal }
+    const limits: FetchLimits = {
+      timeoutMs: this.#options.timeoutMs,
+      maxResponseBytes: this.#options.maxResponseBytes,
+      allowPrivateNetwork: this.#issuer.allowPrivateNetwork,
+      signal: this.#signal
+    }
     const uri = this.#issuer.jwksUri ?? await this.#discover(limits)
     this.#counters.fetches++
     const imported = importJwks(await fetchBoundedJson(uri, limits), this.#options.maxKeys)
@@ -185,7 +190,7 @@ export class IssuerKeySource {
     return Object.freeze({ keys: Object.freeze(imported.keys), byKid, fetchedAt: Date.now() })
   }
 
-  async #discover (limits: { timeoutMs: number, maxResponseBytes: number, signal: AbortSignal }): Promise<string> {
+  async #discover (limits: FetchLimits): Promise<string> {
     const cached = this.#discovered
     if (cached !== null && Date.now() - cached.at < this.#options.cacheMaxAgeMs) return cached.uri
     this.#counters.discoveryFetches++

@@ -53,6 +53,8 @@ export interface TrustedIssuerInput {
   clockToleranceSeconds?: number
   /** Accepted JOSE `typ` values (e.g. ['at+jwt']); compared case-insensitively without `application/`. @default any */
   allowedTypes?: string[]
+  /** Let the key source resolve to private/link-local addresses (an IdP inside your network). @default false */
+  allowPrivateNetwork?: boolean
 }
 
 export interface TrustedIssuersOptions {
@@ -89,6 +91,7 @@ export interface ResolvedIssuer {
   readonly rolesClaim?: readonly string[] | string
   readonly clockToleranceSeconds: number
   readonly allowedTypes?: readonly string[]
+  readonly allowPrivateNetwork: boolean
 }
 
 export interface ResolvedOptions {
@@ -104,7 +107,7 @@ export interface ResolvedOptions {
   readonly maxTokenBytes: number
 }
 
-const ISSUER_FIELDS = new Set(['issuer', 'jwksUri', 'discovery', 'secret', 'audiences', 'algorithms', 'requiredClaims', 'rolesClaim', 'clockToleranceSeconds', 'allowedTypes'])
+const ISSUER_FIELDS = new Set(['issuer', 'jwksUri', 'discovery', 'secret', 'audiences', 'algorithms', 'requiredClaims', 'rolesClaim', 'clockToleranceSeconds', 'allowedTypes', 'allowPrivateNetwork'])
 
 /** localhost, 127.0.0.0/8 and ::1: the only hosts a plain http: key source may name. */
 export function isLoopbackHost (hostname: string): boolean {
@@ -222,6 +225,8 @@ function resolveIssuer (raw: unknown, index: number): ResolvedIssuer {
     ? undefined
     : Object.freeze(stringArray(entry.allowedTypes, where, 'allowedTypes').map(normalizeTyp))
 
+  if (entry.allowPrivateNetwork !== undefined && typeof entry.allowPrivateNetwork !== 'boolean') fail(`${where}: allowPrivateNetwork must be true or false`)
+
   return Object.freeze({
     issuer,
     kind,
@@ -232,7 +237,8 @@ function resolveIssuer (raw: unknown, index: number): ResolvedIssuer {
     requiredClaims: Object.freeze(requiredClaims),
     rolesClaim,
     clockToleranceSeconds,
-    allowedTypes
+    allowedTypes,
+    allowPrivateNetwork: entry.allowPrivateNetwork === true
   })
 }
 

@@ -5,7 +5,10 @@ import t from 'tap'
 import { generateKeyPairSync, sign as cryptoSign } from 'node:crypto'
 import { exportJWK, SignJWT } from 'jose'
 import { createTrustedIssuers, resolveOptions, type TrustedIssuersOptions } from '../../plugins/trusted-issuers/index.ts'
-import { importJwk } from '../../plugins/trusted-issuers/jwks.ts'
+import { addressProblem, importJwk } from '../../plugins/trusted-issuers/jwks.ts'
+import { lookup } from 'node:dns/promises'
+import { createServer } from 'node:net'
+import { hostname } from 'node:os'
 import { jwks, keyServer, rejection, sign, testKey, type TestContext } from './helpers.ts'
 
 const AUD = 'my-api'
@@ -188,4 +191,50 @@ t.test('an RSA key without alg verifies only RS* tokens, and a key verifies only
   t.equal(typeof importJwk({ ...es.jwk, alg: 'none' }), 'string', 'alg none is refused')
   t.equal(typeof importJwk({ ...es.jwk, crv: 'secp256k1' }), 'string', 'unsupported curve refused')
   t.equal(typeof importJwk({ ...es.jwk, use: 'sig', key_ops: ['verify'] }), 'object', 'a well-formed key is imported')
+})
+
+t.test('key sources on non-public addresses are refused at connect time', async (t) => {
+  const key = await testKey()
+  const token = (iss: string): Promise<string> => sign(key, { iss, sub: 's', aud: AUD })
+
+  // Address literals: refused before any connection.
+  for (const uri of ['https://10.0.0.1/jwks', 'https://169.254.169.254/latest/meta-data', 'https://[fd00::1]/jwks', 'https://[::ffff:127.0.0.1]/jwks', 'https://0.0.0.0/jwks']) {
+    const ti = service(t, { issuers: [{ issuer: 'https://idp.example.com', jwksUri: uri, audiences: [AUD] }] })
+    t.equal((await rejection(ti.verify(await token('https://idp.example.com')))).code, 'JWKS_UNAVAILABLE', uri)
+    t.match(ti.stats().issuers['https://idp.example.com'].lastError, /is the non-public address/, `${uri}: refused as non-public`)
+  }
+
+  // A discovery document cannot point the fetcher at an internal address either.
+  const ks = await keyServer(t, { issuer: '', jwks_uri: 'https://169.254.169.254/jwks' })
+  ks.serve({ issuer: ks.url, jwks_uri: 'https://169.254.169.254/jwks' })
+  const disc = service(t, { issuers: [{ issuer: ks.url, discovery: true, audiences: [AUD] }] })
+  t.equal((await rejection(disc.verify(await token(ks.url)))).code, 'JWKS_UNAVAILABLE')
+  t.match(disc.stats().issuers[ks.url].lastError, /non-public address 169\.254\.169\.254/)
+})
+
+// The machine's own host name usually resolves (through /etc/hosts) to a loopback or container
+// address: a real name -> non-public address resolution, with no DNS server needed.
+const name = hostname()
+const resolved = await lookup(name, { all: true }).catch(() => [])
+const internal = name !== 'localhost' && resolved.length > 0 && resolved.every(({ address }) => addressProblem(address, false, false) !== null)
+
+t.test('a configured name that resolves to a non-public address gets no connection', { skip: internal ? false : `the host name ${name} does not resolve to a non-public address here` }, async (t) => {
+  let connections = 0
+  const server = createServer((socket) => { connections++; socket.destroy() })
+  await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  const port = (server.address() as { port: number }).port
+  const key = await testKey()
+  const issuer = 'https://idp.example.com'
+  const token = await sign(key, { iss: issuer, sub: 's', aud: AUD })
+
+  const guarded = service(t, { issuers: [{ issuer, jwksUri: `https://${name}:${port}/jwks`, audiences: [AUD] }] })
+  t.equal((await rejection(guarded.verify(token))).code, 'JWKS_UNAVAILABLE')
+  t.match(guarded.stats().issuers[issuer].lastError, new RegExp(`${name} resolves to the non-public address`))
+  t.equal(connections, 0, `${name} -> ${resolved.map((r) => r.address).join(', ')}: no connection was made`)
+
+  // The same source with allowPrivateNetwork: the connection is made (and fails TLS here).
+  const internalIdp = service(t, { issuers: [{ issuer, jwksUri: `https://${name}:${port}/jwks`, audiences: [AUD], allowPrivateNetwork: true }] })
+  t.equal((await rejection(internalIdp.verify(token))).code, 'JWKS_UNAVAILABLE')
+  t.ok(connections >= 1, 'allowPrivateNetwork lets it connect')
 })

@@ -39,6 +39,7 @@ const bad: Array<[string, unknown, RegExp]> = [
   ['empty rolesClaim', [{ issuer: 'https://i.example', jwksUri: 'https://i.example/jwks', audiences: ['a'], rolesClaim: '' }], /rolesClaim must not be empty/],
   ['empty allowedTypes', [{ issuer: 'https://i.example', jwksUri: 'https://i.example/jwks', audiences: ['a'], allowedTypes: [] }], /allowedTypes must be a non-empty array/],
   ['duplicate issuer', [{ issuer: 'https://i.example', jwksUri: 'https://i.example/jwks', audiences: ['a'] }, { issuer: 'https://i.example', discovery: true, audiences: ['b'] }], /listed twice/],
+  ['allowPrivateNetwork not a boolean', [{ issuer: 'https://i.example', jwksUri: 'https://i.example/jwks', audiences: ['a'], allowPrivateNetwork: 'yes' }], /allowPrivateNetwork must be true or false/],
   ['not an array', { issuer: 'https://i.example' }, /must be a JSON array/]
 ]
 
