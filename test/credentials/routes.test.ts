@@ -1,5 +1,6 @@
 // The account routes of CONTRACT §3 through inject, on SQLite and PostgreSQL, on the whole app.
 import t from 'tap'
+import { createHmac, randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { providers } from '../helpers/databases.ts'
 import { build } from '../helpers/build.ts'
@@ -232,4 +233,20 @@ t.test('through the real rate-limit plugin: account back-off, and 503 when the h
   // The refused accounts were not charged a failure: they can still log in right away.
   const again = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'flood0@example.com', password: PASSWORD } })
   t.equal(again.statusCode, 200)
+})
+
+t.test('/auth/me for a trusted external issuer\'s user answers from the token, without an account', async (t) => {
+  const secret = 'an-hs256-secret-of-at-least-32-bytes!!'
+  const { app } = await build(t, { env: { TRUSTED_ISSUERS: JSON.stringify([{ issuer: 'ext-test', secret, algorithms: ['HS256'], audiences: ['my-api'] }]) }, app: appOptions })
+  const now = Math.floor(Date.now() / 1000)
+  const payload = { iss: 'ext-test', sub: 'ext-user-1', aud: 'my-api', iat: now, exp: now + 300, jti: randomUUID(), email: 'ext@example.org', name: 'Ext User' }
+  const input = `${Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`
+  const token = `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`
+  const me = await app.inject({ url: '/auth/me', headers: { authorization: `Bearer ${token}` } })
+  t.equal(me.statusCode, 200)
+  t.match(me.json(), { id: 'ext-user-1', email: 'ext@example.org', name: 'Ext User', orgs: [] })
+  t.equal(await app.store.prisma.user.count(), 0, 'no account was needed or created')
+  const keys = await app.inject({ method: 'POST', url: '/auth/api-keys', headers: { authorization: `Bearer ${token}` }, payload: { name: 'x' } })
+  t.equal(keys.statusCode, 403, 'an external identity cannot create API keys here')
+  t.equal(keys.json().code, 'FORBIDDEN')
 })
