@@ -122,6 +122,23 @@ t.test('a 10 MB JWKS stream is aborted at the size cap with bounded memory', asy
   t.equal((await rejection(ti2.verify(await sign(key, { iss: liar.url, sub: 's', aud: AUD })))).code, 'JWKS_UNAVAILABLE')
 })
 
+t.test('a compressed answer (a possible decompression bomb) is refused', async (t) => {
+  const { gzipSync } = await import('node:zlib')
+  const key = await testKey()
+  const ks = await keyServer(t)
+  // 64 MiB of spaces compress to ~64 KiB: under the byte cap on the wire, huge once inflated.
+  const bomb = gzipSync(Buffer.concat([Buffer.from('{"keys":['), Buffer.alloc(64 * 1024 * 1024, 0x20), Buffer.from(']}')]))
+  ks.handle((_req, res) => {
+    res.setHeader('content-type', 'application/json')
+    res.setHeader('content-encoding', 'gzip')
+    res.end(bomb)
+  })
+  const ti = service(t, { issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
+  t.equal((await rejection(ti.verify(await sign(key, { iss: ks.url, sub: 's', aud: AUD })))).code, 'JWKS_UNAVAILABLE')
+  t.match(ti.stats().issuers[ks.url].lastError, /content-encoding gzip/)
+  t.comment(`bomb: ${(bomb.length / 1024).toFixed(0)} KiB on the wire`)
+})
+
 t.test('a JWKS with more keys than maxKeys is refused as a whole', async (t) => {
   const key = await testKey('RS256', 'real')
   const filler = { kty: 'EC', crv: 'P-256', x: key.jwk.n?.slice(0, 43), y: key.jwk.n?.slice(0, 43) }
