@@ -178,6 +178,8 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
       record({ type: auditType, outcome: 'failure', reason: 'disabled', subjectId: user.id, details, request })
       throw channel === 'basic' ? basicError('ACCOUNT_DISABLED') : gatehouseError('ACCOUNT_DISABLED')
     }
+    // A password change replaces the hash anyway: no upgrade of the old one first.
+    if (channel === 'password_change') return user
     return await upgrade(user, (password as string).normalize('NFKC'), channel === 'login')
   }
 
