@@ -43,6 +43,7 @@ const FAST_JWT_CODES: Readonly<Record<string, ErrorCode>> = {
   [TokenError.codes.invalidSignature]: 'INVALID_SIGNATURE',
   // A signature that cannot even be processed (e.g. an ES256 signature in DER, not R||S).
   [TokenError.codes.verifyError]: 'INVALID_SIGNATURE',
+  [TokenError.codes.missingSignature]: 'INVALID_SIGNATURE',
   [TokenError.codes.expired]: 'TOKEN_EXPIRED',
   [TokenError.codes.inactive]: 'TOKEN_NOT_YET_VALID',
   [TokenError.codes.missingRequiredClaim]: 'MISSING_CLAIM'
@@ -153,8 +154,10 @@ export function createTrustedIssuers (options: ResolvedOptions, log: SourceLog =
   async function check (token: string): Promise<AuthUser> {
     if (typeof token !== 'string' || token.length === 0 || token.length > options.maxTokenBytes) throw bearerError('INVALID_TOKEN')
     const parts = token.split('.')
-    // A compact JWS (RFC 7515 §7.1): three base64url segments, the signature not empty.
-    if (parts.length !== 3 || !parts.every((p) => SEGMENT.test(p))) throw bearerError('INVALID_TOKEN')
+    // A compact JWS (RFC 7515 §7.1): three base64url segments (an empty signature is judged below).
+    if (parts.length !== 3 || !SEGMENT.test(parts[0]) || !SEGMENT.test(parts[1]) || !(parts[2] === '' || SEGMENT.test(parts[2]))) {
+      throw bearerError('INVALID_TOKEN')
+    }
     const header = decodeSegment(parts[0])
     const unverified = decodeSegment(parts[1])
     if (!isPlainObject(header) || !isPlainObject(unverified)) throw bearerError('INVALID_TOKEN')
@@ -175,12 +178,10 @@ export function createTrustedIssuers (options: ResolvedOptions, log: SourceLog =
     }
     // RFC 7515 §4.1.11: no extension is understood here, so any `crit` is refused (and b64, RFC 7797).
     if (Object.hasOwn(header, 'crit') || Object.hasOwn(header, 'b64')) throw bearerError('INVALID_TOKEN')
-    // RFC 8725 §3.11: an issuer may pin the token type, e.g. at+jwt (RFC 9068) to refuse ID tokens.
-    if (issuer.allowedTypes !== undefined && (typeof header.typ !== 'string' || !issuer.allowedTypes.includes(normalizeTyp(header.typ)))) {
-      throw bearerError('INVALID_TOKEN')
-    }
     const kid = header.kid
     if (kid !== undefined && (typeof kid !== 'string' || !KID.test(kid))) throw bearerError('INVALID_TOKEN')
+    // An allowed alg with no signature (CVE-2020-28042) can never verify: no key is needed to say so.
+    if (parts[2] === '') throw bearerError('INVALID_SIGNATURE')
 
     let claims: Record<string, unknown>
     if (issuer.kind === 'secret') {
@@ -191,6 +192,11 @@ export function createTrustedIssuers (options: ResolvedOptions, log: SourceLog =
       // Without a kid, only an unambiguous key set is usable (OIDC: a single key).
       if (keys.length === 0 || (kid === undefined && keys.length !== 1)) throw bearerError('INVALID_TOKEN')
       claims = verifyWithAny(issuer, keys, alg as Algorithm, token)
+    }
+    // RFC 8725 §3.11: an issuer may pin the token type, e.g. at+jwt (RFC 9068) to refuse ID tokens.
+    // Checked after the signature, like every other header and claim rule.
+    if (issuer.allowedTypes !== undefined && (typeof header.typ !== 'string' || !issuer.allowedTypes.includes(normalizeTyp(header.typ)))) {
+      throw bearerError('INVALID_TOKEN')
     }
     return toUser(issuer, claims)
   }

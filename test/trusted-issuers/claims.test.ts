@@ -62,6 +62,10 @@ t.test('typ pinning (allowedTypes) refuses ID tokens where access tokens are exp
   t.equal((await ti.verify(await sign(key, claims, { header: { typ: 'application/AT+JWT' } }))).sub, 's', 'media type form and case')
   t.equal((await rejection(ti.verify(await sign(key, claims, { header: { typ: 'JWT' } })))).code, 'INVALID_TOKEN', 'an ID token (typ JWT)')
   t.equal((await rejection(ti.verify(await sign(key, claims, { header: { typ: undefined } })))).code, 'INVALID_TOKEN', 'no typ')
+  const idToken = await sign(key, claims, { header: { typ: 'JWT' } })
+  const [, p, sig] = idToken.split('.')
+  const retyped = `${Buffer.from(JSON.stringify({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })).toString('base64url')}.${p}.${sig}`
+  t.equal((await rejection(ti.verify(retyped))).code, 'INVALID_SIGNATURE', 'typ rewritten after signing: the signature fails first')
 
   const open = await setup(t, {}, key)
   t.equal((await open.ti.verify(await sign(key, { ...claims, iss: open.iss }, { header: { typ: 'JWT' } }))).sub, 's', 'without allowedTypes any typ passes (documented)')
@@ -123,6 +127,7 @@ t.test('the signature is checked before claims; tampering is INVALID_SIGNATURE',
   const flipped = s.slice(0, 10) + (s[10] === 'A' ? 'B' : 'A') + s.slice(11)
   t.equal((await rejection(ti.verify(`${h}.${p}.${flipped}`))).code, 'INVALID_SIGNATURE', 'bit flip')
   t.equal((await rejection(ti.verify(`${h}.${p}.${s.slice(0, -3)}`))).code, 'INVALID_SIGNATURE', 'truncated')
+  t.equal((await rejection(ti.verify(`${h}.${p}.`))).code, 'INVALID_SIGNATURE', 'empty signature segment')
   const tampered = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), sub: 'admin' })).toString('base64url')
   t.equal((await rejection(ti.verify(`${h}.${tampered}.${s}`))).code, 'INVALID_SIGNATURE', 'payload changed after signing')
   const expiredForged = Buffer.from(JSON.stringify({ iss, sub: 'admin', aud: AUD, exp: now() - 3600 })).toString('base64url')
