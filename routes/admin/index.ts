@@ -28,6 +28,11 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   const global = fastify.rbac.options.global
   const adminRole = global.grants.has('admin') ? 'admin' : highestRole(global, global.roles) ?? 'admin'
   const users = createUserAdmin(fastify.store.prisma, fastify.store.provider, adminRole)
+  // Without these, a disabled or deleted account would keep its cached state or its sessions:
+  // refuse to start rather than pretend.
+  for (const needed of ['tokens', 'sessions', 'credentials'] as const) {
+    if (!fastify.hasDecorator(needed)) throw new Error(`routes/admin needs gatehouse-${needed} (fastify.${needed}) registered before it`)
+  }
 
   fastify.addHook('onRequest', fastify.authenticate)
   fastify.addHook('preHandler', fastify.requireRole(adminRole))
@@ -52,9 +57,9 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     const id = change.user.id
     const shut = change.user.deletedAt !== null || change.user.status !== 'active'
     // The cached state first: it alone already makes every live token of a shut account fail.
-    if (fastify.hasDecorator('tokens')) await fastify.tokens.userChanged(id)
-    if (fastify.hasDecorator('credentials')) await fastify.credentials.forgetUser(id)
-    if (shut && fastify.hasDecorator('sessions')) await fastify.sessions.revokeAllFamilies(id, reason)
+    await fastify.tokens.userChanged(id)
+    await fastify.credentials.forgetUser(id)
+    if (shut) await fastify.sessions.revokeAllFamilies(id, reason)
   }
 
   function auditChange (request: FastifyRequest, type: string, change: UserChange, details?: Record<string, unknown>): void {
