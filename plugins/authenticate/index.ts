@@ -98,7 +98,6 @@ export function resolveOptions (options: AuthenticateOptions, available: Readonl
  */
 export function createAuthenticateHook (collaborators: Collaborators, schemes: ReadonlySet<AuthScheme>): AuthenticateHook {
   const { tokens, credentials, trusted, userState, issuer } = collaborators
-  const ourIssuer = tokens?.issuer
 
   async function userFromState (userId: string, scheme: AuthScheme): Promise<AuthUser> {
     if (userState === null) throw new Error('gatehouse-authenticate: no user state source (register gatehouse-tokens or gatehouse-store)')
@@ -124,19 +123,40 @@ export function createAuthenticateHook (collaborators: Collaborators, schemes: R
     throw bearerError('UNTRUSTED_ISSUER')
   }
 
+  /** A token that is not ours: an allowlisted issuer's goes to its verifier, any other is refused. */
+  function foreign (token: string, err: unknown): Promise<AuthUser> {
+    if (trusted === null) throw err
+    const iss = peekIssuer(token)
+    if (typeof iss === 'string' && trusted.has(iss)) return trusted.verify(token)
+    throw err
+  }
+
+  function isUntrustedIssuer (err: unknown): boolean {
+    return isGatehouseError(err) && err.code === 'UNTRUSTED_ISSUER'
+  }
+
   /** AuthUser, or a Promise of one; throws coded errors synchronously. */
   function bearer (token: string): AuthUser | Promise<AuthUser> {
     if (token.length > MAX_BEARER_LENGTH) throw bearerError('INVALID_TOKEN', 'The token is too large')
-    if (tokens !== null) {
-      const cached = tokens.verifyCached(token)
-      if (cached !== undefined) return cached
-      if (trusted === null) return tokens.verifyFast(token)
+    if (tokens === null) {
+      const iss = peekIssuer(token)
+      if (iss === undefined) throw bearerError('MISSING_CLAIM', 'The token lacks the iss claim')
+      if (typeof iss !== 'string') throw bearerError('INVALID_TOKEN', 'The iss claim must be a string')
+      if ((trusted as ExternalVerifier).has(iss)) return (trusted as ExternalVerifier).verify(token)
+      throw bearerError('UNTRUSTED_ISSUER')
     }
-    const iss = peekIssuer(token)
-    if (iss === ourIssuer && tokens !== null) return tokens.verifyFast(token)
-    if (iss === undefined) throw bearerError('MISSING_CLAIM', 'The token lacks the iss claim')
-    if (typeof iss !== 'string') throw bearerError('INVALID_TOKEN', 'The iss claim must be a string')
-    return external(token, iss)
+    // Our tokens first (the hot path); tokens answers UNTRUSTED_ISSUER for anyone else's.
+    let result: AuthUser | Promise<AuthUser>
+    try {
+      result = tokens.verifyFast(token)
+    } catch (err) {
+      if (isUntrustedIssuer(err)) return foreign(token, err)
+      throw err
+    }
+    if (result instanceof Promise && trusted !== null) {
+      return result.catch((err: unknown) => isUntrustedIssuer(err) ? foreign(token, err) : Promise.reject(err))
+    }
+    return result
   }
 
   return function authenticate (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {

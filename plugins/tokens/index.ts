@@ -20,7 +20,7 @@ import { bearerError, serviceUnavailable } from '../../lib/errors.ts'
 import type { Bus } from '../redis/index.ts'
 import { ExpiringLru } from './cache.ts'
 import { KEY_ALGORITHMS, loadKeyRing, looseKeyFiles, rotateKey, type KeyRing, type PublicJwk, type SigningKey } from './keys.ts'
-import { CLOCK_TOLERANCE_SECONDS, createKeySigner, createKeyVerifier, decodeAccessToken, type AccessTokenClaims, type KeySigner, type KeyVerifier } from './jwt.ts'
+import { CLOCK_TOLERANCE_SECONDS, checkHeader, checkIssuer, createKeySigner, createKeyVerifier, parseHeader, type AccessTokenClaims, type KeySigner, type KeyVerifier } from './jwt.ts'
 import { clientLoader, loadRevokedSessions, localBus, RevokedSessions, StateCache, userLoader, type ClientState, type UserState } from './state.ts'
 
 export interface TokensOptions {
@@ -355,22 +355,25 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
     return entry
   }
 
-  function verifyWithRing (token: string, kid: string, alg: string, now: number): VerifiedToken | undefined {
-    const ringKey = byKid.get(kid)
-    if (ringKey === undefined) return undefined
-    if (ringKey.key.alg !== alg) throw bearerError('INVALID_TOKEN', 'The token algorithm does not match its key')
-    return remember(token, ringKey.verify(token), now)
-  }
-
   function verifySignature (token: string, now: number): VerifiedToken | Promise<VerifiedToken> {
-    const { kid, alg } = decodeAccessToken(token, issuer)
-    const entry = verifyWithRing(token, kid, alg, now)
-    if (entry !== undefined) return entry
-    // A kid we do not know that claims our issuer: another instance or the CLI may have rotated.
+    const header = parseHeader(token)
+    const kid = header.kid
+    const ringKey = typeof kid === 'string' ? byKid.get(kid) : undefined
+    if (ringKey !== undefined && header.alg === ringKey.key.alg) {
+      // One of our keys, in its own algorithm: fast-jwt checks the signature before any claim.
+      checkHeader(header)
+      return remember(token, ringKey.verify(token), now)
+    }
+    // Not a token of a key we hold. Whose is it? Another issuer's goes elsewhere (UNTRUSTED_ISSUER).
+    checkIssuer(token, issuer)
+    const checked = checkHeader(header)
+    if (ringKey !== undefined) throw bearerError('INVALID_TOKEN', 'The token algorithm does not match its key')
+    // An unknown kid that claims our issuer: another instance or the CLI may have rotated.
     return scheduleReload().then(() => {
-      const reloaded = verifyWithRing(token, kid, alg, Date.now())
+      const reloaded = byKid.get(checked.kid)
       if (reloaded === undefined) throw bearerError('INVALID_TOKEN', 'The token was not signed by a known key')
-      return reloaded
+      if (reloaded.key.alg !== checked.alg) throw bearerError('INVALID_TOKEN', 'The token algorithm does not match its key')
+      return remember(token, reloaded.verify(token), Date.now())
     })
   }
 

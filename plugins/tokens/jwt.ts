@@ -79,18 +79,20 @@ function isAccessTokenType (typ: unknown): boolean {
   return lower === ACCESS_TOKEN_TYPE || lower === 'application/' + ACCESS_TOKEN_TYPE
 }
 
-/**
- * Size, shape and header checks, then the payload. Throws INVALID_TOKEN for anything that is
- * not a well-formed Gatehouse-style JWS, MISSING_CLAIM without `iss`, UNTRUSTED_ISSUER when
- * `iss` is not `issuer` (exact string match). The signature is not checked here.
- */
-export function decodeAccessToken (token: string, issuer: string): DecodedToken {
+/** Size and shape (RFC 7515 §7.1), then the header as a JSON object. Throws INVALID_TOKEN. */
+export function parseHeader (token: string): Record<string, unknown> {
   if (token.length > MAX_TOKEN_LENGTH) throw invalid('The token is too large')
   if (!COMPACT_JWS.test(token)) throw invalid('The token is not a compact JWS')
-  const dot1 = token.indexOf('.')
-  const dot2 = token.indexOf('.', dot1 + 1)
-  const header = parseSegment(token.slice(0, dot1))
+  const header = parseSegment(token.slice(0, token.indexOf('.')))
   if (!isObject(header)) throw invalid('The token header is not a JSON object')
+  return header
+}
+
+/**
+ * The header rules: `alg` on the allowlist, `kid` of a safe shape, `typ` at+jwt, no member that
+ * changes how the JWS is processed. Returns the kid and alg; throws INVALID_TOKEN.
+ */
+export function checkHeader (header: Record<string, unknown>): { kid: string, alg: string } {
   const alg = header.alg
   if (typeof alg !== 'string' || !ALLOWED_ALGORITHMS.has(alg)) throw invalid('The token algorithm is not allowed')
   const kid = header.kid
@@ -99,12 +101,27 @@ export function decodeAccessToken (token: string, issuer: string): DecodedToken 
   for (const member of FORBIDDEN_HEADER_MEMBERS) {
     if (Object.hasOwn(header, member)) throw invalid(`The token header member ${member} is not supported`)
   }
-  const payload = parseSegment(token.slice(dot1 + 1, dot2))
-  if (!isObject(payload)) throw invalid('The token payload is not a JSON object')
-  const iss = payload.iss
+  return { kid, alg }
+}
+
+/**
+ * The payload must be a JSON object whose `iss` is exactly `issuer`: MISSING_CLAIM without one,
+ * INVALID_TOKEN when it is not a string, UNTRUSTED_ISSUER otherwise. The signature is not checked.
+ */
+export function checkIssuer (token: string, issuer: string): void {
+  const iss = peekIssuer(token)
   if (iss === undefined) throw bearerError('MISSING_CLAIM', 'The token lacks the iss claim')
   if (typeof iss !== 'string') throw invalid('The iss claim must be a string')
   if (iss !== issuer) throw bearerError('UNTRUSTED_ISSUER')
+}
+
+/** Every check before the signature, for a token whose key is looked up next (tests and tools). */
+export function decodeAccessToken (token: string, issuer: string): DecodedToken {
+  const header = parseHeader(token)
+  checkIssuer(token, issuer)
+  const { kid, alg } = checkHeader(header)
+  const dot1 = token.indexOf('.')
+  const payload = parseSegment(token.slice(dot1 + 1, token.indexOf('.', dot1 + 1))) as Record<string, unknown>
   return { header, payload, kid, alg }
 }
 
@@ -176,6 +193,8 @@ export function createKeyVerifier (key: SigningKey, settings: VerifierSettings):
     try {
       payload = verifier(token) as Record<string, unknown>
     } catch (err) {
+      // The signature held but a claim value did not: say so when it is the issuer.
+      if ((err as { code?: unknown }).code === 'FAST_JWT_INVALID_CLAIM_VALUE') checkIssuer(token, settings.issuer)
       throw translateJwtError(err)
     }
     checkClaimTypes(payload, Date.now(), toleranceMs)
