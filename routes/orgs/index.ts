@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
 import type { AuthUser } from '../../lib/auth-user.ts'
 import { highestRole } from '../../plugins/rbac/hierarchy.ts'
+import { normalizeEmail } from '../../plugins/credentials/policy.ts'
 import { createOrgService } from './service.ts'
 import { bearer, errorRef, member, memberParams, orgDetail, orgParams, orgSummary } from './schemas.ts'
 
@@ -14,9 +15,6 @@ export { createOrgService } from './service.ts'
 
 const errors = { 400: errorRef, 401: errorRef, 403: errorRef, 404: errorRef, 409: errorRef, 503: errorRef }
 
-function normalizeEmail (fastify: FastifyInstance, email: string): string {
-  return fastify.hasDecorator('credentials') ? fastify.credentials.normalizeEmail(email) : email.trim().normalize('NFKC').toLowerCase()
-}
 
 /** The authenticated own (database) user; external principals have no account to make members of. */
 function accountOf (request: FastifyRequest): AuthUser {
@@ -95,7 +93,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
     preHandler: fastify.requireOrgRole(adminRole)
   }, async (request, reply) => {
     const { orgId } = request.params
-    const added = await service.addMember(orgId, normalizeEmail(fastify, request.body.email), request.body.role)
+    const added = await service.addMember(orgId, normalizeEmail(request.body.email), request.body.role)
     await changed(request, 'membership_added', orgId, added.id, { role: added.role })
     return reply.code(201).send(added)
   })
