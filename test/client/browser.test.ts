@@ -90,7 +90,7 @@ t.test('the ESM build works in headless Chromium', { skip: CHROMIUM === undefine
   const errors: string[] = []
   page.on('pageerror', (err) => errors.push(err.message))
   await page.goto(`${address}/app/`)
-  await page.waitForSelector('body[data-ready="yes"]', { timeout: 30_000 })
+  await page.waitForSelector('body[data-ready="yes"]', { state: 'attached', timeout: 30_000 })
 
   const email = `browser-${Date.now()}@example.com`
   const password = 'a browser test passphrase 42'
@@ -105,7 +105,7 @@ t.test('the ESM build works in headless Chromium', { skip: CHROMIUM === undefine
   t.notMatch(shown, /eyJ/, 'toString/toJSON show no token')
 
   await page.reload()
-  await page.waitForSelector('body[data-ready="yes"]', { timeout: 30_000 })
+  await page.waitForSelector('body[data-ready="yes"]', { state: 'attached', timeout: 30_000 })
   t.equal(await page.evaluate(() => (window as any).gatehouse.authenticated()), true, 'the session is restored from localStorage')
   t.equal(await page.evaluate(() => (window as any).gatehouse.me()), email)
   await page.evaluate(() => (window as any).gatehouse.logout())
