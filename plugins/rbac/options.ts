@@ -23,7 +23,6 @@ export const PERMISSION_PRESETS: Readonly<Record<PresetName, PermissionMap>> = O
 
 export const DEFAULT_ROLES: PresetName = 'global'
 export const DEFAULT_ORG_ROLES: PresetName = 'org'
-export const DEFAULT_ORGS_CLAIM = 'orgs'
 export const DEFAULT_ORG_PARAM = 'orgId'
 export const DEFAULT_MEMBERSHIP_CACHE_TTL_MS = 60_000
 export const DEFAULT_MEMBERSHIP_CACHE_MAX = 10_000
@@ -49,7 +48,10 @@ export interface RbacOptions {
    * them (gatehouse-trusted-issuers' per-issuer `rolesClaim`). @default null
    */
   rolesClaim?: string | null
-  /** Claim holding an external token's memberships, `{ "<orgId>": "<role>" }`; null: external tokens have none. @default 'orgs' */
+  /**
+   * Claim (dotted path) holding an external token's memberships, `{ "<orgId>": "<role>" }`.
+   * Null: external tokens are members of no organization (memberships stay the database's). @default null
+   */
   orgsClaim?: string | null
   /** Route parameter naming the organization. @default 'orgId' */
   orgParam?: string
@@ -107,7 +109,7 @@ export function resolveOptions (input: RbacOptions = {}): ResolvedRbacOptions {
     global: hierarchyOf('roles', input.roles ?? DEFAULT_ROLES, input.permissions),
     org: hierarchyOf('orgRoles', input.orgRoles ?? DEFAULT_ORG_ROLES, input.orgPermissions),
     rolesClaim: input.rolesClaim === undefined || input.rolesClaim === null ? null : Object.freeze(claimPath('rolesClaim', input.rolesClaim)),
-    orgsClaim: input.orgsClaim === null ? null : Object.freeze(claimPath('orgsClaim', input.orgsClaim ?? DEFAULT_ORGS_CLAIM)),
+    orgsClaim: input.orgsClaim === undefined || input.orgsClaim === null ? null : Object.freeze(claimPath('orgsClaim', input.orgsClaim)),
     orgParam,
     hideOrgsFromNonMembers: input.hideOrgsFromNonMembers ?? true,
     memberships: input.memberships ?? null,

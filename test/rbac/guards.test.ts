@@ -138,7 +138,7 @@ t.test('organization scope by route parameter', async (t) => {
 })
 
 t.test('organization scope of external tokens from the orgs claim', async (t) => {
-  const f = await app(t, { hideOrgsFromNonMembers: false })
+  const f = await app(t, { hideOrgsFromNonMembers: false, orgsClaim: 'orgs' })
   const ext = (orgs: unknown): AuthUser => user([], { external: true, iss: 'https://idp', claims: { orgs } })
   t.match(await get(f, '/orgs/org-a/write', ext({ 'org-a': 'developer' })), { status: 200, body: { role: 'developer' } })
   t.match(await get(f, '/orgs/org-a/manage', ext({ 'org-a': 'developer' })), { status: 403 })
@@ -150,9 +150,10 @@ t.test('organization scope of external tokens from the orgs claim', async (t) =>
   t.match(await get(f, '/orgs/__proto__/read', ext({})), { status: 403 })
 })
 
-t.test('the own users have no memberships without a resolver or a store', async (t) => {
+t.test('without a resolver, a store or an orgs claim nobody is a member', async (t) => {
   const f = await app(t)
   t.match(await get(f, '/orgs/org-a/read', user(['admin'])), { status: 404 })
+  t.match(await get(f, '/orgs/org-a/read', user([], { external: true, iss: 'https://idp', claims: { orgs: { 'org-a': 'admin' } } })), { status: 404 }, 'the orgs claim is opt-in')
 })
 
 t.test('misconfigured guards fail at registration, not at request time', async (t) => {

@@ -60,6 +60,8 @@ t.test('bad hierarchies and options are refused at registration', async (t) => {
   t.throws(() => resolveOptions({ rolesClaim: '' }), /claim/)
   t.throws(() => resolveOptions({ orgsClaim: 'a..b' }), /claim/)
   t.equal(resolveOptions().rolesClaim, null, 'no roles claim by default')
+  t.equal(resolveOptions().orgsClaim, null, 'no orgs claim by default')
+  t.same(resolveOptions({ orgsClaim: 'tenant.orgs' }).orgsClaim, ['tenant', 'orgs'])
   t.throws(() => resolveOptions({ orgParam: 'org-id' }), /orgParam/)
   t.throws(() => resolveOptions({ membershipCacheTtlMs: -1 }), /whole number/)
   const input = { roles: ['root', 'user'], permissions: { user: ['read'] } }
