@@ -22,7 +22,17 @@ export interface SessionTestApp {
   advance: (seconds: number) => void
 }
 
-export async function sessionApp (t: TestContext, options: { provider?: Provider, env?: Record<string, string>, app?: AppOptions, databaseUrl?: string } = {}): Promise<SessionTestApp> {
+export interface SessionAppOptions {
+  provider?: Provider
+  env?: Record<string, string>
+  app?: AppOptions
+  /** An existing database (the caller drops it); a fresh one of `provider` otherwise. */
+  databaseUrl?: string
+  /** Stop waiting for app.close() after this many ms (fault tests that leave the pool broken). */
+  closeTimeoutMs?: number
+}
+
+export async function sessionApp (t: TestContext, options: SessionAppOptions = {}): Promise<SessionTestApp> {
   let offsetMs = 0
   const db = options.databaseUrl === undefined ? await createTestDatabase(options.provider ?? 'sqlite') : null
   const databaseUrl = options.databaseUrl ?? db!.url
@@ -37,7 +47,12 @@ export async function sessionApp (t: TestContext, options: { provider?: Provider
   // routes/auth/index.ts (the credentials routes) mounts these under /auth; mount them alone otherwise.
   if (!app.hasRoute({ method: 'POST', url: '/auth/refresh' })) await app.register(sessionRoutes, { prefix: '/auth' })
   t.teardown(async () => {
-    await app.close()
+    if (options.closeTimeoutMs === undefined) await app.close()
+    else {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([app.close(), new Promise((resolve) => { timer = setTimeout(resolve, options.closeTimeoutMs) })])
+      clearTimeout(timer)
+    }
     await db?.drop()
     rmSync(config.keysDir, { recursive: true, force: true })
   })
