@@ -31,7 +31,7 @@ t.test('a key source that never answers: aborted at the timeout, 503, and one fe
   const elapsed = performance.now() - started
   t.ok(errors.every((e) => e.code === 'JWKS_UNAVAILABLE' && e.statusCode === 503), 'all 503 JWKS_UNAVAILABLE')
   t.equal(ks.count('/jwks'), 1, 'one request for 50 waiting verifications')
-  t.ok(elapsed / timeoutMs < 5, `answered after ${Math.round(elapsed)} ms for a ${timeoutMs} ms timeout`)
+  t.ok(elapsed / timeoutMs < 20, `answered after ${Math.round(elapsed)} ms for a ${timeoutMs} ms timeout`)
   t.match(ti.stats().issuers[ks.url].lastError, /did not answer within 300 ms/)
 })
 
