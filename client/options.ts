@@ -1,6 +1,7 @@
 // createClient's options, resolved once: defaults from named constants, validation with a coded
 // GatehouseConfigError, a new frozen object. The caller's object is never mutated.
-import { configError, type GatehouseSessionExpiredError } from './errors.ts'
+import { configError } from './errors.ts'
+import type { ClientEvents } from './events.ts'
 import type { ClientLogger } from './redact.ts'
 import { memoryStorage, type TokenStorage } from './storage.ts'
 
@@ -42,7 +43,7 @@ export interface ClientOptions {
   /** Receives redacted information only. @default undefined (silent) */
   logger?: ClientLogger
   /** Shorthand for `client.on('sessionExpired', fn)`. */
-  onSessionExpired?: (event: { error: GatehouseSessionExpiredError }) => void
+  onSessionExpired?: (event: ClientEvents['sessionExpired']) => void
   /** API-key mode: every request carries `Authorization: ApiKey <key>`; no login, no refresh. */
   apiKey?: string
   /**
