@@ -28,9 +28,10 @@ function basic (email: string, password: string): { authorization: string } {
 }
 
 t.test('the authenticate hook in the app', async (t) => {
-  const { app } = await buildProtected(t, { env: { TRUSTED_ISSUERS: JSON.stringify([EXTERNAL]) } })
+  const { app, logs } = await buildProtected(t, { env: { TRUSTED_ISSUERS: JSON.stringify([EXTERNAL]) } })
   const user = await createUser(app)
   const { token } = await tokenFor(app, user)
+  const secrets: string[] = [token.split('.')[2]]
 
   t.test('missing and malformed headers', async (t) => {
     const missing = await app.inject({ url: '/protected' })
@@ -91,6 +92,7 @@ t.test('the authenticate hook in the app', async (t) => {
     t.equal(wrong.headers['www-authenticate'], 'Basic realm="gatehouse"')
 
     const { key } = await app.credentials.createApiKey(row.id, 'ci')
+    secrets.push(password, key, Buffer.from(`${row.email}:${password}`).toString('base64'))
     const viaKey = await app.inject({ url: '/protected', headers: { authorization: `ApiKey ${key}` } })
     t.equal(viaKey.statusCode, 200)
     t.equal(viaKey.json().scheme, 'apikey')
@@ -109,6 +111,12 @@ t.test('the authenticate hook in the app', async (t) => {
     const disabledKey = await app.inject({ url: '/protected', headers: { authorization: `ApiKey ${key}` } })
     t.equal(disabledKey.statusCode, 401)
     t.equal(disabledKey.json().code, 'ACCOUNT_DISABLED')
+  })
+
+  t.test('no credential in any log line', async (t) => {
+    const text = logs.join('\n')
+    t.ok(logs.length > 0, 'requests were logged')
+    for (const secret of secrets) t.notOk(text.includes(secret), 'a token, password or key is absent from the logs')
   })
 })
 

@@ -93,6 +93,13 @@ t.test('first start generates a key with a loud warning; JWKS is public only', a
   t.equal(keys[0].use, 'sig')
   for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi']) t.notOk(member in keys[0], `no ${member}`)
 
+  const privateJwk = loadKeyRing(config.keysDir).active[0].privateKey.export({ format: 'jwk' })
+  const logText = logs.join('\n')
+  for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi'] as const) {
+    t.notOk(logText.includes(privateJwk[member] as string), `no private ${member} in the logs`)
+  }
+  t.notOk(logText.includes('PRIVATE KEY'), 'no PEM in the logs')
+
   const discovery = await app.inject({ url: '/.well-known/openid-configuration' })
   t.equal(discovery.statusCode, 200)
   const meta = discovery.json()
