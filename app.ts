@@ -38,10 +38,6 @@ import adminRoutes from './routes/admin/index.ts'
 export interface AppOptions {
   /** gatehouse-tokens overrides (cache sizes, state TTL, key reload interval). */
   tokens?: Partial<TokensOptions>
-  /** gatehouse-authenticate options (accepted schemes). */
-  authenticate?: AuthenticateOptions
-  /** gatehouse-tokens overrides (cache sizes, state TTL, key reload interval). */
-  tokens?: Partial<TokensOptions>
   /** gatehouse-sessions overrides (reuse grace window, clock); lifetimes come from the config. */
   sessions?: SessionsOptions
   /** gatehouse-authenticate options (accepted schemes). */
@@ -131,7 +127,6 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
 
   await app.register(healthRoutes)
   // [register:routes]
-  await app.register(wellKnownRoutes)
   await app.register(authRoutes, { prefix: '/auth' })
   await app.register(oauthRoutes, { prefix: '/oauth' })
   await app.register(orgRoutes, { prefix: '/orgs' })
