@@ -97,7 +97,9 @@ t.test('the server clock runs ahead and expires_in is missing: exp with the Date
       if (!String(input).endsWith('/auth/login')) return response
       const body = await response.json()
       delete body.expires_in
-      return new Response(JSON.stringify(body), { status: response.status, headers: response.headers })
+      const headers = new Headers(response.headers)
+      headers.delete('content-length')
+      return new Response(JSON.stringify(body), { status: response.status, headers })
     }
   })
   t.teardown(() => stripped.close())
