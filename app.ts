@@ -1,6 +1,9 @@
-// buildApp(config): the standalone Gatehouse server as a Fastify instance, composed from the
-// plugins (shared services, wrapped in fastify-plugin) and the route groups (encapsulated).
-// Tests build it with `inject`; server.ts adds listen, signals and start-up logs.
+// The standalone Gatehouse server, composed from the plugins (shared services, wrapped in
+// fastify-plugin) and the route groups (encapsulated):
+//  - gatehouseServer: the whole server as one encapsulated plugin, to mount in any Fastify app,
+//    under a prefix if wanted (examples/embedded);
+//  - buildApp(config): a Fastify instance with the server options, the OpenAPI UI at /docs and
+//    gatehouseServer at the root. Tests build it with `inject`; server.ts adds listen and signals.
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
@@ -13,24 +16,16 @@ import { store, type StoreOptions } from './plugins/store/index.ts'
 import { redis } from './plugins/redis/index.ts'
 import { audit } from './plugins/audit/index.ts'
 import healthRoutes from './routes/health.ts'
-// [import:credentials]
 import { credentials, type CredentialsOptions } from './plugins/credentials/index.ts'
-// [import:tokens]
 import { tokens, tokensOptionsFromConfig, type TokensOptions } from './plugins/tokens/index.ts'
 import wellKnownRoutes from './routes/well-known/index.ts'
-// [import:sessions]
 import { sessions, type SessionsOptions } from './plugins/sessions/index.ts'
 import oauthRoutes from './routes/oauth/index.ts'
-// [import:trusted-issuers]
 import { trustedIssuers, type TrustedIssuersOptions } from './plugins/trusted-issuers/index.ts'
-// [import:rate-limit]
 import { rateLimit, type RateLimitPluginOptions } from './plugins/rate-limit/index.ts'
-// [import:rbac]
 import { rbac, type RbacOptions } from './plugins/rbac/index.ts'
 import { bootstrapAdmin } from './plugins/rbac/bootstrap-admin.ts'
-// [import:authenticate]
 import { authenticate, type AuthenticateOptions } from './plugins/authenticate/index.ts'
-// [import:routes]
 import authRoutes from './routes/auth/index.ts'
 import orgRoutes from './routes/orgs/index.ts'
 import adminRoutes from './routes/admin/index.ts'
@@ -60,9 +55,44 @@ export interface AppOptions {
 
 export const VERSION = '0.1.0'
 
+export interface GatehouseServerOptions extends Omit<AppOptions, 'logger' | 'onRoute'> {
+  config: GatehouseConfig
+}
+
+/** Every Gatehouse service and route group, with Gatehouse's error handler, in one encapsulated plugin. */
+export async function gatehouseServer (app: FastifyInstance, { config, ...options }: GatehouseServerOptions): Promise<void> {
+  app.setErrorHandler(errorHandler)
+  app.setNotFoundHandler((request, reply) => {
+    const err = gatehouseError('NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`)
+    reply.code(404).send({ statusCode: 404, code: err.code, error: 'Not Found', message: err.message })
+  })
+  if (app.getSchema(errorSchema.$id) === undefined) app.addSchema(errorSchema)
+  await app.register(formbody)
+
+  await app.register(store, { databaseUrl: config.databaseUrl, ...options.store })
+  await app.register(redis, { url: config.redisUrl })
+  await app.register(audit)
+  await app.register(rateLimit, { ...options.rateLimit })
+  await app.register(credentials, options.credentials ?? {})
+  await app.register(tokens, { ...tokensOptionsFromConfig(config), ...options.tokens })
+  await app.register(sessions, { refreshTokenTtl: config.refreshTokenTtl, refreshTokenMaxTtl: config.refreshTokenMaxTtl, accessTokenTtl: config.accessTokenTtl, reuseGraceSeconds: config.refreshReuseGrace, ...options.sessions })
+  await app.register(trustedIssuers, { ...options.trustedIssuers, issuers: config.trustedIssuers })
+  await app.register(authenticate, options.authenticate ?? {})
+  await app.register(rbac, options.rbac ?? {})
+  await app.register(bootstrapAdmin, { email: config.adminEmail, password: config.adminPassword })
+
+  await app.register(healthRoutes)
+  await app.register(authRoutes, { prefix: '/auth' })
+  await app.register(oauthRoutes, { prefix: '/oauth' })
+  await app.register(orgRoutes, { prefix: '/orgs' })
+  await app.register(adminRoutes, { prefix: '/admin' })
+  await app.register(wellKnownRoutes)
+}
+
 export async function buildApp (config: GatehouseConfig, options: AppOptions = {}): Promise<FastifyInstance> {
+  const { logger, onRoute, ...serverOptions } = options
   const app: FastifyInstance = Fastify({
-    logger: options.logger ?? loggerOptions(config.logLevel),
+    logger: logger ?? loggerOptions(config.logLevel),
     trustProxy: (config.trustProxy ?? false) as FastifyServerOptions['trustProxy'],
     bodyLimit: 64 * 1024,
     routerOptions: { maxParamLength: 200 },
@@ -70,12 +100,9 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } }
   })
 
-  if (options.onRoute !== undefined) app.addHook('onRoute', options.onRoute)
+  if (onRoute !== undefined) app.addHook('onRoute', onRoute)
   app.setErrorHandler(errorHandler)
-  app.setNotFoundHandler((request, reply) => {
-    const err = gatehouseError('NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`)
-    reply.code(404).send({ statusCode: 404, code: err.code, error: 'Not Found', message: err.message })
-  })
+  // The error body schema at the root too, so the OpenAPI document can resolve its references.
   app.addSchema(errorSchema)
 
   await app.register(swagger, {
@@ -104,33 +131,6 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
     }
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
-  await app.register(formbody)
-
-  await app.register(store, { databaseUrl: config.databaseUrl, ...options.store })
-  await app.register(redis, { url: config.redisUrl })
-  await app.register(audit)
-  // [register:rate-limit]
-  await app.register(rateLimit, { ...options.rateLimit })
-  // [register:credentials]
-  await app.register(credentials, options.credentials ?? {})
-  // [register:tokens]
-  await app.register(tokens, { ...tokensOptionsFromConfig(config), ...options.tokens })
-  // [register:sessions]
-  await app.register(sessions, { refreshTokenTtl: config.refreshTokenTtl, refreshTokenMaxTtl: config.refreshTokenMaxTtl, accessTokenTtl: config.accessTokenTtl, reuseGraceSeconds: config.refreshReuseGrace, ...options.sessions })
-  // [register:trusted-issuers]
-  await app.register(trustedIssuers, { ...options.trustedIssuers, issuers: config.trustedIssuers })
-  // [register:authenticate]
-  await app.register(authenticate, options.authenticate ?? {})
-  // [register:rbac]
-  await app.register(rbac, options.rbac ?? {})
-  await app.register(bootstrapAdmin, { email: config.adminEmail, password: config.adminPassword })
-
-  await app.register(healthRoutes)
-  // [register:routes]
-  await app.register(authRoutes, { prefix: '/auth' })
-  await app.register(oauthRoutes, { prefix: '/oauth' })
-  await app.register(orgRoutes, { prefix: '/orgs' })
-  await app.register(adminRoutes, { prefix: '/admin' })
-  await app.register(wellKnownRoutes)
+  await app.register(gatehouseServer, { config, ...serverOptions })
   return app
 }

@@ -1,0 +1,16 @@
+// After `tsc`: copies the data files the compiled plugins read at run time into dist/.
+import { cpSync, existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const assets = ['plugins/credentials/common-passwords.txt', 'plugins/credentials/common-passwords.LICENSE.txt']
+for (const asset of assets) {
+  const from = join(root, asset)
+  if (!existsSync(from)) {
+    console.error(`copy-assets: ${asset} is missing`)
+    process.exit(1)
+  }
+  cpSync(from, join(root, 'dist', asset))
+}
+console.log(`copy-assets: ${assets.length} data file(s) copied to dist/`)
