@@ -253,6 +253,17 @@ t.test('logout revokes the family (renewing an expired access token first) and c
   await t.rejects(client.fetch('/api/x'), { code: 'NOT_AUTHENTICATED' })
 })
 
+t.test('logout with the server unreachable still clears the tokens, then reports the network error', async (t) => {
+  const { server, client } = await setup(t)
+  await client.login(EMAIL, PASSWORD)
+  const out: boolean[] = []
+  client.on('loggedOut', (e) => out.push(e.all))
+  await server.close()
+  await t.rejects(client.logout(), { name: 'GatehouseNetworkError', code: 'NETWORK_ERROR' })
+  t.same(out, [false])
+  t.equal(await client.isAuthenticated(), false)
+})
+
 t.test('a logout while a refresh is in flight is not undone by the refresh', async (t) => {
   const { server, client } = await setup(t)
   server.refreshDelayMs = 200
