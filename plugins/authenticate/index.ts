@@ -141,7 +141,7 @@ export function createAuthenticateHook (collaborators: Collaborators, schemes: R
     if (tokens === null) {
       const iss = peekIssuer(token)
       if (iss === undefined) throw bearerError('MISSING_CLAIM', 'The token lacks the iss claim')
-      if (typeof iss !== 'string') throw bearerError('INVALID_TOKEN', 'The iss claim must be a string')
+      if (typeof iss !== 'string') throw bearerError('UNTRUSTED_ISSUER')
       if ((trusted as ExternalVerifier).has(iss)) return (trusted as ExternalVerifier).verify(token)
       throw bearerError('UNTRUSTED_ISSUER')
     }

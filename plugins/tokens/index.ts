@@ -377,9 +377,14 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
     })
   }
 
-  function checkUser (entry: VerifiedToken, state: UserState | null): AuthUser {
+  /** The account errors, which say more than TOKEN_REVOKED when both apply. */
+  function checkAccount (state: UserState | null): asserts state is UserState {
     if (state === null || state.deleted) throw bearerError('USER_NOT_FOUND')
     if (state.status !== 'active') throw bearerError('ACCOUNT_DISABLED')
+  }
+
+  function checkUser (entry: VerifiedToken, state: UserState | null): AuthUser {
+    checkAccount(state)
     if (entry.ver < state.tokenVersion) throw bearerError('TOKEN_REVOKED')
     return {
       id: entry.sub,
@@ -425,8 +430,28 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
     return user
   }
 
+  /**
+   * A revoked session's token fails either way; when the account itself was disabled or deleted
+   * (which revokes its sessions too) that is the more useful answer. A state that cannot be read
+   * does not turn this refusal into a 503.
+   */
+  function revokedSession (entry: VerifiedToken, now: number): never | Promise<never> {
+    const healthy = bus.healthy
+    const state = healthy ? users.peek(entry.sub, now) : undefined
+    if (state !== undefined) {
+      checkAccount(state)
+      throw bearerError('TOKEN_REVOKED')
+    }
+    return users.get(entry.sub, !healthy).then((loaded) => {
+      checkAccount(loaded)
+      throw bearerError('TOKEN_REVOKED')
+    }, () => {
+      throw bearerError('TOKEN_REVOKED')
+    })
+  }
+
   function principal (entry: VerifiedToken, now: number): AuthUser | Promise<AuthUser> {
-    if (entry.sid !== undefined && revoked.has(entry.sid, Math.floor(now / 1000))) throw bearerError('TOKEN_REVOKED')
+    if (entry.sid !== undefined && revoked.has(entry.sid, Math.floor(now / 1000))) return revokedSession(entry, now)
     if (bus.healthy) {
       if (entry.clientId !== undefined) {
         const client = clients.peek(entry.clientId, now)

@@ -106,12 +106,12 @@ export function checkHeader (header: Record<string, unknown>): { kid: string, al
 
 /**
  * The payload must be a JSON object whose `iss` is exactly `issuer`: MISSING_CLAIM without one,
- * INVALID_TOKEN when it is not a string, UNTRUSTED_ISSUER otherwise. The signature is not checked.
+ * UNTRUSTED_ISSUER for any other value (including an array, CVE-2025-30144). The signature is not checked.
  */
 export function checkIssuer (token: string, issuer: string): void {
   const iss = peekIssuer(token)
   if (iss === undefined) throw bearerError('MISSING_CLAIM', 'The token lacks the iss claim')
-  if (typeof iss !== 'string') throw invalid('The iss claim must be a string')
+  // Anything but our exact string (another string, an array that contains it, ...) is not us.
   if (iss !== issuer) throw bearerError('UNTRUSTED_ISSUER')
 }
 

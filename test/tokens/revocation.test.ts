@@ -68,6 +68,19 @@ for (const { provider, skip } of await providers()) {
       t.equal((await call(hardToken)).code, 'USER_NOT_FOUND')
     })
 
+    t.test('an account error wins over TOKEN_REVOKED when a disable or delete also revoked the session', async (t) => {
+      for (const [change, code] of [[{ status: 'disabled' }, 'ACCOUNT_DISABLED'], [{ deletedAt: new Date() }, 'USER_NOT_FOUND']] as const) {
+        const user = await createUser(app)
+        const { token, sid } = await tokenFor(app, user)
+        t.equal((await call(token)).status, 200)
+        await app.store.prisma.user.update({ where: { id: user.id }, data: change })
+        await app.tokens.userChanged(user.id)
+        await app.tokens.revokeSids([sid], Math.floor(Date.now() / 1000) + 900)
+        t.equal((await call(token)).code, code, `${code} rather than TOKEN_REVOKED`)
+        t.equal((await call(token)).code, code, `${code} again, from the cached state`)
+      }
+    })
+
     t.test('roles come from the current state, not the token', async (t) => {
       const user = await createUser(app, { roles: ['user'] })
       const { token } = await tokenFor(app, user, { roles: ['user'] })
