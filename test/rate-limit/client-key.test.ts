@@ -55,3 +55,23 @@ t.test('refreshFamilyId takes the family part of a well-formed refresh token onl
     t.equal(refreshFamilyId(bad), null, `rejects ${JSON.stringify(bad)}`)
   }
 })
+
+t.test('property: two IPv6 addresses share a key exactly when their first 64 bits agree, in any notation', async (t) => {
+  const fc = await import('fast-check')
+  const group = fc.integer({ min: 0, max: 0xffff })
+  const address = fc.array(group, { minLength: 8, maxLength: 8 })
+    // IPv4-mapped addresses are IPv4 clients by design; leave them out of this property.
+    .filter((g) => !(g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff))
+  const full = (g: number[]): string => g.map((x) => x.toString(16).padStart(4, '0')).join(':')
+  // Node's URL parser writes the canonical compressed form (RFC 5952).
+  const compressed = (g: number[]): string => new URL(`http://[${full(g)}]/`).hostname.slice(1, -1)
+  fc.assert(fc.property(address, address, (a, b) => {
+    const sameNetwork = a.slice(0, 4).every((x, i) => x === b[i])
+    const keyA = clientAddressKey(full(a))
+    return keyA === clientAddressKey(compressed(a)) &&
+      keyA === clientAddressKey(full(a).toUpperCase()) &&
+      (keyA === clientAddressKey(compressed(b))) === sameNetwork &&
+      keyA === clientAddressKey(full([...a.slice(0, 4), ...b.slice(4)]))
+  }), { numRuns: 2000 })
+  t.pass('2000 random pairs held the property')
+})
