@@ -40,10 +40,10 @@ const logoutAllSchema = {
   response: { 204: { type: 'null', description: 'Logged out everywhere' }, 401: errorResponse, 403: errorResponse, 503: errorResponse }
 } as const
 
+/** CONTRACT §3: logout and logout-all take a bearer token (a session), not Basic or an API key. */
 function authenticateHook (fastify: FastifyInstance): onRequestHookHandler {
-  if (fastify.hasDecorator('authenticate')) {
-    return (fastify as unknown as { authenticate: onRequestHookHandler }).authenticate
-  }
+  if (fastify.hasDecorator('createAuthenticate')) return fastify.createAuthenticate({ schemes: ['bearer'] })
+  if (fastify.hasDecorator('authenticate')) return fastify.authenticate
   // Without the authenticate plugin nobody can prove who they are: refuse rather than guess.
   return async function noAuthenticator () { throw missingAuthorization() }
 }
@@ -53,6 +53,8 @@ function ownUser (request: FastifyRequest): { id: string, sid?: string } {
   if (user === null || user === undefined) throw missingAuthorization()
   // A token from a trusted external issuer has no session here to end.
   if (user.external) throw gatehouseError('FORBIDDEN', 'Sessions of an external identity are managed by its issuer')
+  // A client_credentials token acts for an OAuth client, which has no sessions.
+  if (user.clientId !== undefined) throw gatehouseError('FORBIDDEN', 'A client token has no session to end')
   return { id: user.id, sid: user.sid }
 }
 

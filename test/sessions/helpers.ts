@@ -4,7 +4,6 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp, type AppOptions } from '../../app.ts'
 import type { GatehouseConfig } from '../../lib/config.ts'
 import type { Provider } from '../../plugins/store/database-url.ts'
-import sessionRoutes from '../../routes/auth/session.ts'
 import { captureLogs, testConfig, type TestContext } from '../helpers/build.ts'
 import { createTestDatabase } from '../helpers/databases.ts'
 import { rmSync } from 'node:fs'
@@ -38,14 +37,18 @@ export async function sessionApp (t: TestContext, options: SessionAppOptions = {
   const databaseUrl = options.databaseUrl ?? db!.url
   const config = testConfig({ DATABASE_URL: databaseUrl, ...options.env })
   const { logger, logs } = captureLogs()
-  const app = await buildApp(config, {
+  // The services live in the encapsulated server plugin; a route's instance inside it sees them.
+  let inner: FastifyInstance | undefined
+  const root = await buildApp(config, {
     logger,
+    onRoute (this: FastifyInstance, route) {
+      if (route.url === '/oauth/token') inner = this
+    },
     rateLimit: { classes: { login: HIGH, register: HIGH, refresh: HIGH, token: HIGH, default: HIGH } },
     ...options.app,
     sessions: { clock: () => Date.now() + offsetMs, ...options.app?.sessions }
   })
-  // routes/auth/index.ts (the credentials routes) mounts these under /auth; mount them alone otherwise.
-  if (!app.hasRoute({ method: 'POST', url: '/auth/refresh' })) await app.register(sessionRoutes, { prefix: '/auth' })
+  const app = withServices(root, inner)
   t.teardown(async () => {
     if (options.closeTimeoutMs === undefined) await app.close()
     else {
@@ -58,6 +61,20 @@ export async function sessionApp (t: TestContext, options: SessionAppOptions = {
   })
   await app.ready()
   return { app, config, databaseUrl, logs, advance: (seconds) => { offsetMs += seconds * 1000 } }
+}
+
+const SERVICES = new Set(['store', 'tokens', 'sessions', 'audit', 'credentials', 'bus', 'redis'])
+
+/** The root app (HTTP, listen, close) with the services of the server plugin. */
+function withServices (root: FastifyInstance, inner: FastifyInstance | undefined): FastifyInstance {
+  if (inner === undefined || root.hasDecorator('sessions')) return root
+  return new Proxy(root, {
+    get (target, prop, receiver) {
+      if (typeof prop === 'string' && SERVICES.has(prop)) return (inner as unknown as Record<string, unknown>)[prop]
+      const value = Reflect.get(target, prop, receiver)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
 }
 
 let counter = 0

@@ -93,7 +93,10 @@ for (const { provider, skip } of await providers()) {
       t.equal(await app.sessions.revokeAllFamilies(user.id, 'disabled'), 1)
       await app.tokens.userChanged(user.id)
       t.equal((await refresh(app, tokens.refresh_token)).json().code, 'ACCOUNT_DISABLED')
-      t.equal(await accessVerdict(app, tokens.access_token), 'TOKEN_REVOKED')
+      t.equal(await accessVerdict(app, tokens.access_token), 'ACCOUNT_DISABLED', 'the account state wins over the revoked session')
+      await app.store.prisma.user.update({ where: { id: user.id }, data: { status: 'active' } })
+      await app.tokens.userChanged(user.id)
+      t.equal(await accessVerdict(app, tokens.access_token), 'TOKEN_REVOKED', 're-enabled, the old session stays revoked')
       t.equal(await app.sessions.revokeAllFamilies(user.id, 'disabled'), 0, 'idempotent')
     })
 
