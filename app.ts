@@ -3,7 +3,7 @@
 //  - gatehouseServer: the whole server as one encapsulated plugin, to mount in any Fastify app,
 //    under a prefix if wanted (examples/embedded);
 //  - buildApp(config): a Fastify instance with the server options, the OpenAPI UI at /docs and
-//    gatehouseServer at the root. Tests build it with `inject`; server.ts adds listen and signals.
+//    every plugin and route registered at its root (registerGatehouse), decorators included. Tests build it with `inject`; server.ts adds listen and signals.
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
@@ -59,8 +59,11 @@ export interface GatehouseServerOptions extends Omit<AppOptions, 'logger' | 'onR
   config: GatehouseConfig
 }
 
-/** Every Gatehouse service and route group, with Gatehouse's error handler, in one encapsulated plugin. */
-export async function gatehouseServer (app: FastifyInstance, { config, ...options }: GatehouseServerOptions): Promise<void> {
+/**
+ * Registers every Gatehouse service and route group, with Gatehouse's error handler, into `app`
+ * itself: the decorators (`app.store`, `app.tokens`, `app.authenticate`, ...) land on `app`.
+ */
+export async function registerGatehouse (app: FastifyInstance, { config, ...options }: GatehouseServerOptions): Promise<void> {
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler((request, reply) => {
     const err = gatehouseError('NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`)
@@ -89,6 +92,14 @@ export async function gatehouseServer (app: FastifyInstance, { config, ...option
   await app.register(wellKnownRoutes)
 }
 
+/**
+ * The whole server as one encapsulated plugin: `host.register(gatehouseServer, { prefix, config })`
+ * mounts it inside another app; its decorators, error handler and 404 stay inside its scope.
+ */
+export async function gatehouseServer (app: FastifyInstance, options: GatehouseServerOptions): Promise<void> {
+  await registerGatehouse(app, options)
+}
+
 export async function buildApp (config: GatehouseConfig, options: AppOptions = {}): Promise<FastifyInstance> {
   const { logger, onRoute, ...serverOptions } = options
   const app: FastifyInstance = Fastify({
@@ -101,8 +112,7 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
   })
 
   if (onRoute !== undefined) app.addHook('onRoute', onRoute)
-  app.setErrorHandler(errorHandler)
-  // The error body schema at the root too, so the OpenAPI document can resolve its references.
+  // The error body schema first, so the OpenAPI document can resolve its references.
   app.addSchema(errorSchema)
 
   await app.register(swagger, {
@@ -131,6 +141,6 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
     }
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
-  await app.register(gatehouseServer, { config, ...serverOptions })
+  await registerGatehouse(app, { config, ...serverOptions })
   return app
 }

@@ -27,6 +27,31 @@ export function loadCommonPasswords (file: string, extra: readonly string[] = []
   return set
 }
 
+/** An ascending or descending run of digits ("123456789", "4321"), a year, or one repeated character. */
+export function isPredictableRun (run: string): boolean {
+  if (run.length < 2) return false
+  if (/^(.)\1+$/s.test(run)) return true
+  if (!/^\d+$/.test(run)) return false
+  if (/^(19|20)\d\d$/.test(run)) return true
+  const step = run.charCodeAt(1) - run.charCodeAt(0)
+  if (step !== 1 && step !== -1) return false
+  for (let i = 2; i < run.length; i++) if (run.charCodeAt(i) - run.charCodeAt(i - 1) !== step) return false
+  return true
+}
+
+/**
+ * True when `folded` is a listed password with a predictable run added before or after it
+ * ("password123456789", "!!!!dragon"): guessers try exactly these first, so they are as common as
+ * the word itself. Nothing else is required of a password (no composition rules).
+ */
+export function isPaddedCommon (folded: string, common: ReadonlySet<string>): boolean {
+  const suffix = /^(.{4,}?)(\d+|(.)\3+)$/su.exec(folded)
+  if (suffix !== null && common.has(suffix[1]) && isPredictableRun(suffix[2])) return true
+  const prefix = /^(\d+|(.)\2+)(.{4,})$/su.exec(folded)
+  if (prefix !== null && common.has(prefix[3]) && isPredictableRun(prefix[1])) return true
+  return false
+}
+
 export function weakPassword (rule: string): GatehouseError {
   return gatehouseError('WEAK_PASSWORD', `The password does not meet the password policy: ${rule}`)
 }
@@ -58,6 +83,9 @@ export function checkPasswordPolicy (policy: PasswordPolicy, password: unknown, 
   const folded = normalized.toLowerCase()
   if (policy.common.has(folded)) {
     throw weakPassword('the password is on the list of common or breached passwords')
+  }
+  if (isPaddedCommon(folded, policy.common)) {
+    throw weakPassword('the password is a common password with a predictable sequence added')
   }
   if (context.email !== undefined && folded === commonForm(context.email)) {
     throw weakPassword('the password must not be the email address')

@@ -1,7 +1,7 @@
 // Password policy and email normalisation as plain functions (no database).
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { checkPasswordPolicy, commonForm, exceedsMaxBytes, loadCommonPasswords, normalizeEmail, type PasswordPolicy } from '../../plugins/credentials/policy.ts'
+import { checkPasswordPolicy, commonForm, exceedsMaxBytes, isPaddedCommon, isPredictableRun, loadCommonPasswords, normalizeEmail, type PasswordPolicy } from '../../plugins/credentials/policy.ts'
 import { DEFAULT_COMMON_PASSWORDS_FILE, resolveOptions } from '../../plugins/credentials/options.ts'
 import { isGatehouseError } from '../../lib/errors.ts'
 
@@ -88,4 +88,17 @@ t.test('options are validated and frozen', async (t) => {
   t.throws(() => resolveOptions({ argon2: { timeCost: 0 } }), /timeCost/)
   t.throws(() => resolveOptions({ maxPasswordBytes: 100 }), /maxPasswordBytes/)
   t.throws(() => resolveOptions({ apiKeyPrefix: 'GH!' }), /apiKeyPrefix/)
+})
+
+t.test('a listed password padded with a predictable run is as common as the word', async (t) => {
+  for (const password of ['password123456789', 'Password987654321', 'iloveyou12345678', 'sunshine11111111', '123456789password']) {
+    const err = (() => { try { checkPasswordPolicy(policy, password); return null } catch (e) { return e } })()
+    t.ok(isGatehouseError(err) && err.code === 'WEAK_PASSWORD', `${password} is refused`)
+    t.match((err as Error).message, /common password with a predictable sequence|list of common/, `${password}: the rule is named`)
+  }
+  for (const password of ['password8264913570', 'correct horse battery staple 2024', 'football2024!!!!x7', 'my dog ate 123456789 socks']) {
+    t.doesNotThrow(() => checkPasswordPolicy(policy, password), `${password} is accepted (not a listed word plus a predictable run)`)
+  }
+  t.ok(isPredictableRun('123456789') && isPredictableRun('9876') && isPredictableRun('2024') && isPredictableRun('!!!!') && isPredictableRun('aaaa'))
+  t.notOk(isPredictableRun('1') || isPredictableRun('8264913570') || isPredictableRun('1357') || isPredictableRun('ab'))
 })
