@@ -1,8 +1,10 @@
-// The whole app on a fresh database (like test/helpers/build.ts), with test routes added before
-// it is ready: `/protected` (any scheme) and `/bearer-only`, both returning request.user.
+// The whole Gatehouse server on a fresh database (like test/helpers/build.ts), mounted with
+// fastify-plugin so its decorators are on the instance the test holds, with test routes added
+// before it is ready: `/protected` (any scheme) and `/bearer-only`, both returning request.user.
 import { rmSync } from 'node:fs'
-import type { FastifyInstance } from 'fastify'
-import { buildApp, type AppOptions } from '../../app.ts'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { gatehouseServer, type AppOptions } from '../../app.ts'
 import type { GatehouseConfig } from '../../lib/config.ts'
 import { captureLogs, testConfig, type TestContext } from '../helpers/build.ts'
 import { createTestDatabase } from '../helpers/databases.ts'
@@ -32,7 +34,9 @@ export async function buildProtected (t: TestContext, options: ProtectedAppOptio
   if (options.keysDir !== undefined) env.AUTH_KEYS_DIR = options.keysDir
   const config = testConfig(env)
   const { logger, logs } = captureLogs()
-  const app = await buildApp(config, { logger, ...options.app })
+  const app = Fastify({ logger })
+  const { logger: _logger, onRoute: _onRoute, ...serverOptions } = options.app ?? {}
+  await app.register(fp(gatehouseServer, { name: 'gatehouse-server', fastify: '5.x' }), { config, ...serverOptions })
   app.get('/protected', { onRequest: app.authenticate }, async (request) => request.user)
   app.get('/bearer-only', { onRequest: app.createAuthenticate({ schemes: ['bearer'] }) }, async (request) => request.user)
   t.teardown(async () => {
