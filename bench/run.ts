@@ -35,7 +35,8 @@ const quick = opts.quick === true
 const rounds = Number(opts.rounds ?? (quick ? 1 : 3))
 const durationSec = Number(opts.duration ?? (quick ? 3 : 10))
 const warmupSec = Number(opts.warmup ?? (quick ? 1 : 2))
-const poolSize = Number(opts.pool ?? (quick ? 4000 : 20000))
+// Larger than the verified-token cache (10,000 by default), so round robin over the pool never hits it.
+const poolSize = Number(opts.pool ?? (quick ? 12000 : 24000))
 const soakSec = Number(opts.soak ?? (quick ? 0 : 60))
 const only = opts.only !== undefined ? new RegExp(opts.only) : undefined
 const profRe = opts['cpu-prof'] !== undefined ? new RegExp(opts['cpu-prof']) : undefined
@@ -218,7 +219,7 @@ interface Row {
 
 const rows: Row[] = lives.map((live) => {
   const { runs } = live
-  const state = live.failed ?? (live.skipped !== undefined ? `skipped: ${live.skipped.split('\n')[0]}` : 'ok')
+  const state = (live.failed ?? (live.skipped !== undefined ? `skipped: ${live.skipped}` : 'ok')).split('\n')[0]
   const rps = median(runs.map((r) => r.rps))
   const cpu = runs.map((r) => (r.servers[0]?.cpuUs ?? NaN) / Math.max(1, r.ok))
   const wall = (r: Measured): number => r.wallUs
@@ -257,6 +258,7 @@ interface Target {
 }
 const targets: Target[] = []
 const ok = (r: Row | undefined): r is Row => r !== undefined && r.state === 'ok' && Number.isFinite(r.rps)
+const stateOf = (id: string): string => byId.get(id)?.state ?? 'not selected'
 const fmt = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : '-')
 
 const floorRows = lives.filter((l) => l.scenario.hardFloor === true).map((l) => byId.get(l.scenario.id)!)
@@ -274,18 +276,18 @@ const goal = (name: string, value: number, threshold: number, detail: string, hi
 }
 for (const alg of ALGS) {
   const r = byId.get(`gh-${alg}-rep`)
-  goal(`repeated ${alg} token >= 0.70x bare`, ok(r) ? r.ratio : NaN, 0.70, ok(r) ? `${fmt(r.ratio, 3)}x (${Math.round(r.rps)} vs ${Math.round(bareRps)} req/s)` : `gh-${alg}-rep ${r?.state}`)
+  goal(`repeated ${alg} token >= 0.70x bare`, ok(r) ? r.ratio : NaN, 0.70, ok(r) ? `${fmt(r.ratio, 3)}x (${Math.round(r.rps)} vs ${Math.round(bareRps)} req/s)` : `gh-${alg}-rep ${stateOf(`gh-${alg}-rep`)}`)
 }
 {
   const r = byId.get('gh-RS256-uniq')
-  goal('unique RS256 tokens >= 0.28x bare', ok(r) ? r.ratio : NaN, 0.28, ok(r) ? `${fmt(r.ratio, 3)}x (${Math.round(r.rps)} req/s)` : `gh-RS256-uniq ${r?.state}`)
+  goal('unique RS256 tokens >= 0.28x bare', ok(r) ? r.ratio : NaN, 0.28, ok(r) ? `${fmt(r.ratio, 3)}x (${Math.round(r.rps)} req/s)` : `gh-RS256-uniq ${stateOf('gh-RS256-uniq')}`)
 }
 for (const alg of ALGS) {
   const j = byId.get(`jwt-${alg}`)
   for (const kind of ['rep', 'uniq']) {
     const g = byId.get(`gh-${alg}-${kind}`)
     const v = ok(g) && ok(j) ? g.rps / j.rps : NaN
-    goal(`Gatehouse ${alg} ${kind === 'rep' ? 'repeated' : 'unique'} >= 1.5x @fastify/jwt ${alg}`, v, 1.5, Number.isFinite(v) ? `${fmt(v)}x (${Math.round(g!.rps)} vs ${Math.round(j!.rps)} req/s)` : `gh-${alg}-${kind} ${g?.state}`)
+    goal(`Gatehouse ${alg} ${kind === 'rep' ? 'repeated' : 'unique'} >= 1.5x @fastify/jwt ${alg}`, v, 1.5, Number.isFinite(v) ? `${fmt(v)}x (${Math.round(g!.rps)} vs ${Math.round(j!.rps)} req/s)` : `gh-${alg}-${kind} ${stateOf(`gh-${alg}-${kind}`)}; jwt-${alg} ${stateOf(`jwt-${alg}`)}`)
   }
 }
 for (const live of fixedLives) {
@@ -297,7 +299,7 @@ for (const live of fixedLives) {
   const login = byId.get('gh-login')
   const raw = byId.get('argon2-raw')
   const v = ok(login) && ok(raw) ? login.rps / raw.rps : NaN
-  goal('login >= 0.9x raw argon2 verify rate', v, 0.9, Number.isFinite(v) ? `${fmt(v)}x (${Math.round(login!.rps)} logins/s vs ${Math.round(raw!.rps)} verifies/s)` : `gh-login ${login?.state}; argon2-raw ${raw?.state}`)
+  goal('login >= 0.9x raw argon2 verify rate', v, 0.9, Number.isFinite(v) ? `${fmt(v)}x (${Math.round(login!.rps)} logins/s vs ${Math.round(raw!.rps)} verifies/s)` : `gh-login ${stateOf('gh-login')}; argon2-raw ${stateOf('argon2-raw')}`)
 }
 {
   const measured = rows.filter((r) => ok(r) && r.id !== 'argon2-raw')
