@@ -360,9 +360,11 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
     const kid = header.kid
     const ringKey = typeof kid === 'string' ? byKid.get(kid) : undefined
     if (ringKey !== undefined && header.alg === ringKey.key.alg) {
-      // One of our keys, in its own algorithm: fast-jwt checks the signature before any claim.
+      // One of our keys, in its own algorithm: fast-jwt checks the signature before anything else
+      // (then crit, typ and the claims); the remaining header rules follow once it holds.
+      const claims = ringKey.verify(token)
       checkHeader(header)
-      return remember(token, ringKey.verify(token), now)
+      return remember(token, claims, now)
     }
     // Not a token of a key we hold. Whose is it? Another issuer's goes elsewhere (UNTRUSTED_ISSUER).
     checkIssuer(token, issuer)
