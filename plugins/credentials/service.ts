@@ -137,6 +137,8 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
   async function checkPassword (normalizedEmail: string, password: unknown, channel: Channel, request?: FastifyRequest): Promise<User> {
     const auditType = channel === 'password_change' ? 'password_change' : 'login'
     const details = channel === 'basic' ? { scheme: 'basic' } : undefined
+    // No account has an empty email: nothing to throttle, look up or verify.
+    if (normalizedEmail === '') throw invalid(channel)
     const throttle = deps.loginThrottle()
     let attempt: ThrottleAttempt | null = null
     if (throttle !== null) {
