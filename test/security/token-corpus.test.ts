@@ -35,8 +35,8 @@ t.test('token attack corpus (RS256)', { timeout: 120_000 }, async (t) => {
     await rejects(t, s, `${b64({ ...header, alg })}.${pSeg}.${sigSeg}`, 'INVALID_TOKEN', `alg ${alg} with a signature`)
   }
   // Row 3: RS256 header, empty signature segment.
-  // No signature at all is not a well-formed JWS for an algorithm that requires one.
-  await rejects(t, s, `${hSeg}.${pSeg}.`, 'INVALID_TOKEN', 'empty signature')
+  // Row 3: an RS256 header with an empty signature segment: the signature does not verify.
+  await rejects(t, s, `${hSeg}.${pSeg}.`, 'INVALID_SIGNATURE', 'empty signature')
   // Row 4: HS256 with an empty secret.
   await rejects(t, s, hs256({ ...header, alg: 'HS256' }, claims, ''), 'INVALID_TOKEN', 'HS256 with an empty secret')
   // Rows 5-6: HS256 keyed with our public key, in every form it can be found in.
@@ -96,6 +96,7 @@ t.test('token attack corpus (RS256)', { timeout: 120_000 }, async (t) => {
   await rejects(t, s, `${hSeg}.${b64({ ...claims, iss: 'https://evil.example' })}.${sigSeg}`, 'INVALID_SIGNATURE', 'iss changed after signing: the signature is checked before claims')
   await rejects(t, s, `${hSeg}.${b64({ ...claims, exp: 1 })}.${sigSeg}`, 'INVALID_SIGNATURE', 'exp changed after signing: signature before claims')
   await rejects(t, s, `${b64({ ...header, 'x-extra': 1 })}.${pSeg}.${sigSeg}`, 'INVALID_SIGNATURE', 'header changed after signing')
+  await rejects(t, s, `${b64({ ...header, typ: 'JWT' })}.${pSeg}.${sigSeg}`, 'INVALID_SIGNATURE', 'typ changed after signing: signature before header rules')
 
   // Rows 18-19: crit and b64.
   for (const [name, extra] of Object.entries({ 'crit x-bind': { crit: ['x-bind'], 'x-bind': 1 }, 'crit []': { crit: [] }, 'crit exp': { crit: ['exp'] }, 'b64 false': { b64: false, crit: ['b64'] } })) {
