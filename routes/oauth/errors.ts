@@ -44,8 +44,8 @@ export const oauthErrorSchema = {
   required: ['error']
 } as const
 
-/** The OAuth error a thrown value stands for. `field` names a body field whose validation failure is a grant error. */
-export function toOAuthError (raw: unknown, grantFields: readonly string[] = []): OAuthError {
+/** The OAuth error a thrown value stands for. `grantFields`: body fields whose validation failure is a grant error. */
+export function toOAuthError (raw: unknown, grantFields: readonly string[] = ['refresh_token']): OAuthError {
   if (raw instanceof OAuthError) return raw
   const err = translatePrismaError(raw) as FastifyError & { headers?: Record<string, string> }
   if (isGatehouseError(err)) {
@@ -67,8 +67,7 @@ export function toOAuthError (raw: unknown, grantFields: readonly string[] = [])
 
 /** setErrorHandler of the /oauth route group. */
 export function oauthErrorHandler (raw: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const grantFields = (request.routeOptions.config as { oauthGrantFields?: string[] } | undefined)?.oauthGrantFields ?? []
-  const err = toOAuthError(raw, grantFields)
+  const err = toOAuthError(raw)
   if (err.statusCode >= 500) request.log.error({ err: raw }, 'oauth endpoint failed')
   else request.log.info({ error: err.error }, err.message)
   reply.headers(err.headers)

@@ -180,15 +180,8 @@ export default async function oauthRoutes (fastify: FastifyInstance, options: OA
 
   fastify.post('/token', {
     schema: tokenSchema,
-    attachValidation: true,
     config: { rateLimitClass: 'token' }
   }, async (request) => {
-    if (request.validationError !== undefined) {
-      // The refresh token is the grant: a malformed one is invalid_grant, like an unknown one.
-      const field = request.validationError.validation?.[0]?.instancePath
-      if (field === '/refresh_token') throw new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked')
-      throw request.validationError
-    }
     const body = withoutEmpty(request.body as TokenBody)
     if (body.grant_type === undefined) throw invalidRequest('grant_type is required')
     if (!(SUPPORTED_GRANTS as readonly string[]).includes(body.grant_type)) {
