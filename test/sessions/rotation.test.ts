@@ -162,6 +162,7 @@ for (const { provider, skip } of await providers()) {
       t.equal(query.json().code, 'INVALID_REFRESH_TOKEN')
       t.equal((await refresh(app, tokens.refresh_token)).statusCode, 200, 'the real token was untouched by all of that')
       t.equal(await app.store.prisma.refreshToken.count(), 2, 'the table is intact')
+      t.notOk(logs.some((line) => line.includes(secret)), 'not even the one sent in the query string')
     })
   })
 }
