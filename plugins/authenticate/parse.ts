@@ -50,6 +50,7 @@ export function decodeBasic (credentials: string): { email: string, password: st
     throw malformed('The Basic credentials are not valid UTF-8')
   }
   const colon = decoded.indexOf(':')
-  if (colon < 0) throw malformed('The Basic credentials must be "email:password"')
+  // The user-id is an email address here, so it cannot be empty.
+  if (colon <= 0) throw malformed('The Basic credentials must be "email:password"')
   return { email: decoded.slice(0, colon), password: decoded.slice(colon + 1) }
 }

@@ -20,7 +20,7 @@ t.test('Basic credentials', async (t) => {
   const encode = (s: string): string => Buffer.from(s, 'utf8').toString('base64')
   t.same(decodeBasic(encode('alice@example.com:pa:ss')), { email: 'alice@example.com', password: 'pa:ss' }, 'the password may contain colons')
   t.same(decodeBasic(encode('zoë@example.com:pässwörd')), { email: 'zoë@example.com', password: 'pässwörd' }, 'UTF-8')
-  for (const bad of ['!!!!', 'abc', encode('no-colon'), Buffer.from([0xff, 0xfe, 0x3a]).toString('base64'), 'A'.repeat(8192)]) {
+  for (const bad of ['!!!!', 'abc', encode('no-colon'), encode(':password-without-email'), 'Og==', Buffer.from([0xff, 0xfe, 0x3a]).toString('base64'), 'A'.repeat(8192)]) {
     t.throws(() => decodeBasic(bad), { code: 'MALFORMED_AUTHORIZATION' }, JSON.stringify(bad.slice(0, 20)))
   }
 })
