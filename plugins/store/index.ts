@@ -21,6 +21,8 @@ export interface StoreOptions {
   migrations?: 'apply' | 'check' | 'skip'
   /** PostgreSQL pool size. @default 10 */
   poolSize?: number
+  /** How long close waits for the database connections before giving up on them (ms). @default 5000 */
+  disconnectTimeoutMs?: number
 }
 
 export interface Store {
@@ -88,7 +90,17 @@ async function storePlugin (fastify: FastifyInstance, options: StoreOptions): Pr
 
   fastify.decorate('store', { prisma, provider, ping })
   if (owned) {
-    fastify.addHook('onClose', async () => { await raw.$disconnect() })
+    fastify.addHook('onClose', async () => {
+      // A pool connection that died in the middle of a transaction may never be released by the
+      // driver adapter: do not let it hold the shutdown forever.
+      let timer: NodeJS.Timeout | undefined
+      const gaveUp = await Promise.race([
+        raw.$disconnect().then(() => false, (err: unknown) => { fastify.log.warn({ err }, 'store: error while disconnecting'); return false }),
+        new Promise<boolean>((resolve) => { timer = setTimeout(resolve, options.disconnectTimeoutMs ?? 5000, true) })
+      ])
+      clearTimeout(timer)
+      if (gaveUp) fastify.log.warn('store: the database connections did not close in time; leaving them to the process exit')
+    })
   }
 }
 
