@@ -100,16 +100,25 @@ export async function gatehouseServer (app: FastifyInstance, options: GatehouseS
   await registerGatehouse(app, options)
 }
 
-export async function buildApp (config: GatehouseConfig, options: AppOptions = {}): Promise<FastifyInstance> {
-  const { logger, onRoute, ...serverOptions } = options
-  const app: FastifyInstance = Fastify({
+/**
+ * The Fastify server options Gatehouse's routes are written for: strict validation (no type
+ * coercion, no silent removal of properties), a 64 KiB body limit, TRUST_PROXY. A host app that
+ * embeds gatehouseServer should create its instance with them too.
+ */
+export function serverOptions (config: GatehouseConfig, logger?: FastifyServerOptions['logger']): FastifyServerOptions {
+  return {
     logger: logger ?? loggerOptions(config.logLevel),
     trustProxy: (config.trustProxy ?? false) as FastifyServerOptions['trustProxy'],
     bodyLimit: 64 * 1024,
     routerOptions: { maxParamLength: 200 },
     return503OnClosing: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } }
-  })
+  }
+}
+
+export async function buildApp (config: GatehouseConfig, options: AppOptions = {}): Promise<FastifyInstance> {
+  const { logger, onRoute, ...rest } = options
+  const app: FastifyInstance = Fastify(serverOptions(config, logger))
 
   if (onRoute !== undefined) app.addHook('onRoute', onRoute)
   // The error body schema first, so the OpenAPI document can resolve its references.
@@ -141,6 +150,6 @@ export async function buildApp (config: GatehouseConfig, options: AppOptions = {
     }
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
-  await registerGatehouse(app, { config, ...serverOptions })
+  await registerGatehouse(app, { config, ...rest })
   return app
 }
