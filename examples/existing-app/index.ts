@@ -24,6 +24,7 @@ import { credentials, type CredentialsOptions } from '../../plugins/credentials/
 import { tokens } from '../../plugins/tokens/index.ts'
 import { sessions } from '../../plugins/sessions/index.ts'
 import { authenticate } from '../../plugins/authenticate/index.ts'
+import { parseRoles } from '../../lib/roles.ts'
 
 export interface ExistingAppOptions {
   /** The app's own Prisma client (generated from Gatehouse's schema, see prisma/schema.prisma). */
@@ -45,14 +46,6 @@ export async function openDatabase (databaseUrl: string): Promise<{ prisma: Pris
   return await createPrismaClient(databaseUrl)
 }
 
-function parseRoles (raw: string): string[] {
-  try {
-    const roles: unknown = JSON.parse(raw)
-    return Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : []
-  } catch {
-    return []
-  }
-}
 
 const credentialsBody = {
   type: 'object',

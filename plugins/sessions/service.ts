@@ -11,6 +11,7 @@ import { REVOCATION_MARGIN_SECONDS } from './options.ts'
 import {
   derivedRefreshToken, hashRefreshToken, newFamilyId, newRefreshToken, parseRefreshToken, sameHash
 } from './refresh-token.ts'
+import { parseRoles } from '../../lib/roles.ts'
 
 export interface TokenResponse {
   access_token: string
@@ -59,14 +60,6 @@ class RollBack extends Error {}
 
 const TRANSACTION_OPTIONS = { maxWait: 10_000, timeout: 10_000 }
 
-function parseRoles (raw: string): string[] {
-  try {
-    const roles: unknown = JSON.parse(raw)
-    return Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : []
-  } catch {
-    return []
-  }
-}
 
 /** Database faults become 503; coded errors pass; anything else stays what it is. */
 function infrastructure (err: unknown): unknown {

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
 import { tokenResponseSchema } from '../../plugins/sessions/service.ts'
 import type { User } from '../../prisma/generated/sqlite/client.ts'
+import { parseRoles } from '../../lib/roles.ts'
 
 const errorResponse = { $ref: 'GatehouseError#' }
 
@@ -146,14 +147,6 @@ function publicUser (user: Pick<User, 'id' | 'email' | 'name' | 'roles'>): { id:
   return { id: user.id, email: user.email, name: user.name, roles: parseRoles(user.roles) }
 }
 
-function parseRoles (raw: string): string[] {
-  try {
-    const roles: unknown = JSON.parse(raw)
-    return Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : []
-  } catch {
-    return []
-  }
-}
 
 /** The caller as one of our own users holding an access token of this server. */
 function ownBearerUser (request: FastifyRequest): { id: string, sid?: string } {

@@ -7,6 +7,7 @@ import { REFRESH_TOKEN_MAX_LENGTH, parseRefreshToken } from '../../plugins/sessi
 import { DEFAULT_CLIENT_ID } from '../../plugins/sessions/options.ts'
 import { identifyClient, type ClientFields, type IdentifiedClient } from './client-auth.ts'
 import { OAuthError, invalidClient, invalidRequest, oauthErrorHandler, oauthErrorSchema } from './errors.ts'
+import { parseRoles } from '../../lib/roles.ts'
 
 export const SUPPORTED_GRANTS = ['password', 'refresh_token', 'client_credentials'] as const
 /** Scope values a user grant may ask for; they change nothing (user tokens carry roles, not scopes). */
@@ -127,14 +128,6 @@ interface TokenHintBody extends ClientFields {
   token_type_hint?: string
 }
 
-function parseRoles (raw: string): string[] {
-  try {
-    const roles: unknown = JSON.parse(raw)
-    return Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : []
-  } catch {
-    return []
-  }
-}
 
 function scopeList (scope: string | undefined): string[] | undefined {
   if (scope === undefined || scope.trim() === '') return undefined
