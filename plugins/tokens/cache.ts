@@ -1,15 +1,18 @@
-// A bounded least-recently-used map whose entries carry their own expiry time. The verified-token
+// A bounded (approximately) least-recently-used map whose entries carry their own expiry time. The verified-token
 // cache and the per-user state cache are both this: a hit costs one Map lookup.
 
 interface Slot<V> {
   value: V
   /** Epoch milliseconds after which the entry is gone. */
   expiresAt: number
+  /** When the entry last moved to the recent end (a count of insertions). */
+  tick: number
 }
 
 export class ExpiringLru<V> {
   readonly max: number
   readonly #map = new Map<string, Slot<V>>()
+  #tick = 0
 
   constructor (max: number) {
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError('the cache size must be a positive integer')
@@ -28,9 +31,14 @@ export class ExpiringLru<V> {
       this.#map.delete(key)
       return undefined
     }
-    // Re-insert so that Map order is recency order and eviction drops the least recently used.
-    this.#map.delete(key)
-    this.#map.set(key, slot)
+    // Map order is (approximately) recency order: an entry moves to the recent end only once it has
+    // drifted into the older half, so a hot entry costs one lookup per hit, and an entry used
+    // within the last max/2 insertions is never the one evicted.
+    if (this.#tick - slot.tick >= this.max >> 1) {
+      this.#map.delete(key)
+      this.#map.set(key, slot)
+      slot.tick = ++this.#tick
+    }
     return slot.value
   }
 
@@ -40,7 +48,7 @@ export class ExpiringLru<V> {
       const oldest = this.#map.keys().next()
       if (oldest.done !== true) this.#map.delete(oldest.value)
     }
-    this.#map.set(key, { value, expiresAt })
+    this.#map.set(key, { value, expiresAt, tick: ++this.#tick })
   }
 
   delete (key: string): boolean {

@@ -83,3 +83,16 @@ t.test('the verified cache is bounded', async (t) => {
   }
   t.equal(app.tokens.stats().verifiedCacheSize, 3)
 })
+
+t.test('ExpiringLru keeps a hot entry through a stream of new ones', async (t) => {
+  const lru = new ExpiringLru<number>(100)
+  lru.set('hot', 0, Infinity)
+  let evictedAt = -1
+  for (let i = 0; i < 10_000 && evictedAt < 0; i++) {
+    lru.set(`cold-${i}`, i, Infinity)
+    if (i % 10 === 0 && lru.get('hot', 0) !== 0) evictedAt = i
+  }
+  t.equal(evictedAt, -1, 'an entry used every 10 insertions (cache of 100) is never evicted')
+  t.equal(lru.get('hot', 0), 0)
+  t.equal(lru.size, 100)
+})
