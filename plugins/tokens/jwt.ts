@@ -16,10 +16,10 @@ export const CLOCK_TOLERANCE_SECONDS = 30
 export const ACCESS_TOKEN_TYPE = 'at+jwt'
 const ALLOWED_ALGORITHMS: ReadonlySet<string> = new Set<SigningAlgorithm>(['RS256', 'ES256', 'EdDSA'])
 /**
- * Three non-empty base64url segments (RFC 7515 §7.1): JWE (5 segments) fails here, and so does a
- * token without a signature, which is no well-formed JWS for an algorithm that requires one.
+ * Three base64url segments (RFC 7515 §7.1); JWE (5 segments) fails here. An empty signature passes
+ * the shape check so that it is reported as what it is (INVALID_SIGNATURE) by the verifier.
  */
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 /** Header members that change how a JWS is processed; Gatehouse issues none of them. */
 const FORBIDDEN_HEADER_MEMBERS = ['crit', 'b64', 'enc', 'zip', 'cty'] as const
 const REQUIRED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'roles', 'ver']
