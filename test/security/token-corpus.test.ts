@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { createPublicKey } from 'node:crypto'
 import { loadKeyRing } from '../../plugins/tokens/keys.ts'
 import { target, b64, hs256, attackerKey, rs256With, type Target } from './helpers.ts'
+import { providers } from '../helpers/databases.ts'
 
 const now = (): number => Math.floor(Date.now() / 1000)
 
@@ -20,8 +21,8 @@ async function rejects (t: Test, target: Target, token: string, code: string, na
   t.match(res.headers.get('www-authenticate') ?? '', /^Bearer /, `${name}: Bearer challenge`)
 }
 
-t.test('token attack corpus (RS256)', { timeout: 120_000 }, async (t) => {
-  const s = await target(t)
+for (const { provider, skip } of await providers()) t.test(`token attack corpus (RS256) on ${provider}`, { skip, timeout: 120_000 }, async (t) => {
+  const s = await target(t, { provider })
   const { header, claims } = s
   const sign = (h: Record<string, unknown>, p: unknown) => s.signWithServerKey(h, p)
   const [hSeg, pSeg, sigSeg] = s.accessToken.split('.')
