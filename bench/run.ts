@@ -334,11 +334,23 @@ if ('rows' in cluster) {
 lines.push('', 'targets:')
 for (const t of targets) lines.push(`  ${pad(t.status.toUpperCase(), 5)} ${t.hard ? '[hard] ' : ''}${t.name}: ${t.detail}`)
 
-let profiles: Array<{ file: string, top: string[] }> = []
+let profiles: Array<{ file: string, scenario: string, samples: number, self: string[], inclusive: string[] }> = []
 if (profRe !== undefined) {
   try {
-    profiles = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => ({ file: join(profileDir, f), top: summarizeProfile(join(profileDir, f), 15) }))
-    for (const p of profiles) lines.push('', `profile ${p.file}:`, ...p.top.map((t) => '  ' + t))
+    // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: the main thread (0) of a profiled server,
+    // cut to the windows in which that server was under load.
+    for (const f of readdirSync(profileDir).filter((name) => name.endsWith('.cpuprofile'))) {
+      const [, pid, thread] = /^CPU\.\d+\.\d+\.(\d+)\.(\d+)\./.exec(f) ?? []
+      if (thread !== '0') continue
+      const live = lives.find((l) => l.server?.pid === Number(pid))
+      if (live === undefined) continue
+      const windows = [...live.runs, ...live.fixed].map((m): [number, number] => [m.monoStartUs, m.monoEndUs])
+      profiles.push({ file: join(profileDir, f), scenario: live.scenario.id, ...summarizeProfile(join(profileDir, f), 20, windows) })
+    }
+    for (const p of profiles) {
+      lines.push('', `profile of ${p.scenario} under load (${p.samples} samples), ${p.file}:`, '  self time:', ...p.self.map((t) => '    ' + t))
+      lines.push('  inclusive time of project functions:', ...p.inclusive.map((t) => '    ' + t))
+    }
   } catch (err) {
     lines.push('', `no profile written: ${(err as Error).message}`)
   }

@@ -88,11 +88,13 @@ export interface Window {
   loadgen: ProcessSample | null
   system: SystemSample
   at: number
+  /** CLOCK_MONOTONIC microseconds: the clock of V8 profile timestamps, in every process. */
+  monoUs: number
 }
 
 function window (serverPids: number[], loadgenPid: number): Window & { servers: Array<ProcessSample | null> } {
   const servers = serverPids.map(processSample)
-  return { servers, server: servers[0] ?? null, loadgen: processSample(loadgenPid), system: systemSample(), at: performance.now() }
+  return { servers, server: servers[0] ?? null, loadgen: processSample(loadgenPid), system: systemSample(), at: performance.now(), monoUs: Number(process.hrtime.bigint() / 1000n) }
 }
 
 export interface Measured extends LoadResult {
@@ -103,6 +105,9 @@ export interface Measured extends LoadResult {
   systemBusyUs: number
   wallUs: number
   cores: number
+  /** The measured window on the monotonic clock (to cut a CPU profile to it). */
+  monoStartUs: number
+  monoEndUs: number
 }
 
 /** Runs one load job in a child process, sampling CPU of the servers, itself and the machine. */
@@ -140,7 +145,9 @@ export function runLoad (job: LoadJob, serverPids: number[], cores: number, scri
           loadgenCpuUs: (end.loadgen?.cpuUs ?? 0) - (start.loadgen?.cpuUs ?? 0),
           systemBusyUs: end.system.busyUs - start.system.busyUs,
           wallUs: (end.at - start.at) * 1000,
-          cores
+          cores,
+          monoStartUs: start.monoUs,
+          monoEndUs: end.monoUs
         })
       }
     })
