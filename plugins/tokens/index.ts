@@ -11,6 +11,7 @@
 // keeps current.
 import { randomUUID } from 'node:crypto'
 import { mkdirSync, readdirSync, statSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
@@ -20,7 +21,8 @@ import { bearerError, serviceUnavailable } from '../../lib/errors.ts'
 import type { Bus } from '../redis/index.ts'
 import { ExpiringLru } from './cache.ts'
 import { KEY_ALGORITHMS, loadKeyRing, looseKeyFiles, rotateKey, type KeyRing, type PublicJwk, type SigningKey } from './keys.ts'
-import { CLOCK_TOLERANCE_SECONDS, checkHeader, checkIssuer, createKeySigner, createKeyVerifier, parseHeader, type AccessTokenClaims, type KeySigner, type KeyVerifier } from './jwt.ts'
+import { CLOCK_TOLERANCE_SECONDS, checkHeader, checkIssuer, checkShape, createKeySigner, parseHeaderSegment, type AccessTokenClaims, type KeySigner } from './jwt.ts'
+import { createKeyVerifier, type KeyVerifier } from './verify.ts'
 import { clientLoader, loadRevokedSessions, localBus, RevokedSessions, StateCache, userLoader, type ClientState, type UserState } from './state.ts'
 
 export interface TokensOptions {
@@ -38,8 +40,20 @@ export interface TokensOptions {
   clockTolerance?: number
   /** Generate a key when the folder holds none (with a loud warning). @default true */
   generateKeys?: boolean
-  /** Verified tokens remembered. @default 10000 */
+  /**
+   * Verified tokens remembered. A token is remembered the second time it is verified (the first
+   * sighting only marks it), so a stream of tokens that never repeat does not churn the cache.
+   * @default 10000
+   */
   verifiedCacheSize?: number
+  /**
+   * Where the signature of a token that is not in the verified cache is checked: 'pool' on
+   * libuv's thread pool (in parallel with the JavaScript thread, as jose does through WebCrypto),
+   * 'inline' on the JavaScript thread (no thread hand-off: the better choice for a process
+   * limited to one core).
+   * @default 'pool' when os.availableParallelism() > 1, else 'inline'
+   */
+  signatureCheck?: 'pool' | 'inline'
   /** Users (and OAuth clients) whose state is cached. @default 10000 */
   userStateCacheSize?: number
   /** Seconds a cached user state is trusted without a change notice. @default 30 */
@@ -61,6 +75,7 @@ export interface ResolvedTokensOptions {
   readonly clockTolerance: number
   readonly generateKeys: boolean
   readonly verifiedCacheSize: number
+  readonly signatureCheck: 'pool' | 'inline'
   readonly userStateCacheSize: number
   readonly userStateTtl: number
   readonly keysReloadInterval: number
@@ -88,6 +103,8 @@ export function resolveOptions (options: TokensOptions): ResolvedTokensOptions {
   if (typeof audience !== 'string' || audience === '') throw new TypeError('gatehouse-tokens: audience must be a non-empty string')
   const signingAlgorithm = options.signingAlgorithm ?? 'RS256'
   if (!KEY_ALGORITHMS.includes(signingAlgorithm)) throw new TypeError(`gatehouse-tokens: signingAlgorithm must be one of ${KEY_ALGORITHMS.join(', ')}`)
+  const signatureCheck = options.signatureCheck ?? (availableParallelism() > 1 ? 'pool' : 'inline')
+  if (signatureCheck !== 'pool' && signatureCheck !== 'inline') throw new TypeError("gatehouse-tokens: signatureCheck must be 'pool' or 'inline'")
   return Object.freeze({
     issuer: options.issuer,
     audience,
@@ -97,6 +114,7 @@ export function resolveOptions (options: TokensOptions): ResolvedTokensOptions {
     clockTolerance: positiveInteger('clockTolerance', options.clockTolerance, CLOCK_TOLERANCE_SECONDS, 0),
     generateKeys: options.generateKeys ?? true,
     verifiedCacheSize: positiveInteger('verifiedCacheSize', options.verifiedCacheSize, DEFAULT_VERIFIED_CACHE_SIZE),
+    signatureCheck,
     userStateCacheSize: positiveInteger('userStateCacheSize', options.userStateCacheSize, DEFAULT_USER_STATE_CACHE_SIZE),
     userStateTtl: positiveInteger('userStateTtl', options.userStateTtl, DEFAULT_USER_STATE_TTL, 0),
     keysReloadInterval: positiveInteger('keysReloadInterval', options.keysReloadInterval, DEFAULT_KEYS_RELOAD_INTERVAL, 0)
@@ -167,16 +185,66 @@ declare module 'fastify' {
 
 interface RingKey {
   key: SigningKey
-  verify: KeyVerifier
+  verifier: KeyVerifier
   sign?: KeySigner
 }
 
 interface VerifiedToken {
+  /** The whole token: a cache hit must equal it (the cache is keyed by its tail). */
+  token: string
   claims: Readonly<AccessTokenClaims>
   sub: string
   sid: string | undefined
   ver: number
   clientId: string | undefined
+}
+
+/**
+ * The verified cache is keyed by the last characters of a token (its signature, which no two
+ * tokens we sign share), so a lookup hashes 24 characters instead of the whole token; a hit counts
+ * only when the whole token is equal.
+ */
+const CACHE_KEY_LENGTH = 24
+/** Header segments already checked, each naming a key of the ring (a handful: one per key). */
+const KNOWN_HEADERS_MAX = 32
+
+function cacheKeyOf (token: string): string {
+  return token.length > CACHE_KEY_LENGTH ? token.slice(-CACHE_KEY_LENGTH) : token
+}
+
+/**
+ * Admission to the verified cache on a token's second verification (the doorkeeper of TinyLFU): a
+ * table of fingerprints of cache keys, one slot per cached entry (rounded up to a power of two).
+ */
+export class Doorkeeper {
+  readonly #slots: Uint32Array
+  readonly #mask: number
+
+  constructor (size: number) {
+    let slots = 1
+    while (slots < size) slots *= 2
+    this.#slots = new Uint32Array(slots)
+    this.#mask = slots - 1
+  }
+
+  /** True when `key` was marked before (and the mark is used up); otherwise marks it. */
+  admit (key: string): boolean {
+    // FNV-1a over the key: its characters are signature bytes.
+    let h = 0x811c9dc5
+    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
+    const tag = (h | 1) >>> 0
+    const slot = (h >>> 7) & this.#mask
+    if (this.#slots[slot] === tag) {
+      this.#slots[slot] = 0
+      return true
+    }
+    this.#slots[slot] = tag
+    return false
+  }
+
+  clear (): void {
+    this.#slots.fill(0)
+  }
 }
 
 /** Names, sizes and modification times of the key files: a cheap test for "something changed". */
@@ -237,13 +305,14 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
       return
     }
     const next = new Map<string, RingKey>()
-    for (const key of ring.active) next.set(key.kid, byKid.get(key.kid) ?? { key, verify: createKeyVerifier(key, verifierSettings) })
+    for (const key of ring.active) next.set(key.kid, byKid.get(key.kid) ?? { key, verifier: createKeyVerifier(key, verifierSettings) })
     let removed = false
     for (const kid of byKid.keys()) if (!next.has(kid)) removed = true
     const previousSigner = byKid.size > 0 ? signing.key.kid : undefined
     byKid = next
     signing = next.get(ring.active[0].kid) as RingKey
     jwksDocument = Object.freeze({ keys: ring.active.map((k) => Object.freeze({ ...k.publicJwk })) }) as { keys: PublicJwk[] }
+    knownHeaders.clear()
     // A retired key's tokens must not survive in the cache.
     if (removed) verified.clear()
     if (previousSigner !== undefined && previousSigner !== signing.key.kid) {
@@ -252,6 +321,10 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
   }
 
   const verified = new ExpiringLru<VerifiedToken>(options.verifiedCacheSize)
+  const doorkeeper = new Doorkeeper(options.verifiedCacheSize)
+  /** Header segment -> the ring key it names, for headers that passed every header rule. */
+  const knownHeaders = new Map<string, RingKey>()
+  const offload = options.signatureCheck === 'pool'
   applyRing(initial)
   if (signing.key.alg !== options.signingAlgorithm) {
     fastify.log.warn({ kid: signing.key.kid, alg: signing.key.alg, configured: options.signingAlgorithm },
@@ -340,32 +413,51 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
   })
 
   // ---- verification ---------------------------------------------------------------------------
-  function remember (token: string, claims: AccessTokenClaims, now: number): VerifiedToken {
+  /** The entry of a verified token; it enters the cache on its second verification. */
+  function remember (token: string, key: string, claims: AccessTokenClaims): VerifiedToken {
+    const entry: VerifiedToken = { token, claims, sub: claims.sub, sid: claims.sid, ver: claims.ver, clientId: claims.client_id }
+    if (!doorkeeper.admit(key)) return entry
+    // Shared by every request that presents the token from now on.
     Object.freeze(claims.roles)
-    const entry: VerifiedToken = {
-      claims: Object.freeze(claims),
-      sub: claims.sub,
-      sid: claims.sid,
-      ver: claims.ver,
-      clientId: claims.client_id
-    }
+    Object.freeze(claims)
+    const now = Date.now()
     // Never past exp (the tolerance only widens the full check) nor past iat + TTL (maxAge).
     const expiresAt = Math.min(claims.exp * 1000, claims.iat * 1000 + ttlMs, now + ttlMs)
-    if (expiresAt > now) verified.set(token, entry, expiresAt)
+    if (expiresAt > now) verified.set(key, entry, expiresAt)
     return entry
   }
 
-  function verifySignature (token: string, now: number): VerifiedToken | Promise<VerifiedToken> {
-    const header = parseHeader(token)
+  function learnHeader (segment: string, ringKey: RingKey): void {
+    if (knownHeaders.size >= KNOWN_HEADERS_MAX) knownHeaders.clear()
+    knownHeaders.set(segment, ringKey)
+  }
+
+  /**
+   * The signature with `ringKey`, then the claims; then, for a header seen for the first time,
+   * the header rules (so that a bad signature is reported as such whatever the header says).
+   */
+  function checkWith (token: string, key: string, ringKey: RingKey, header?: Record<string, unknown>, segment?: string): VerifiedToken | Promise<VerifiedToken> {
+    const accept = (claims: AccessTokenClaims): VerifiedToken => {
+      if (header !== undefined) {
+        checkHeader(header)
+        learnHeader(segment as string, ringKey)
+      }
+      return remember(token, key, claims)
+    }
+    if (offload) return ringKey.verifier.verifyAsync(token).then(accept)
+    return accept(ringKey.verifier.verifySync(token))
+  }
+
+  function verifySignature (token: string, key: string): VerifiedToken | Promise<VerifiedToken> {
+    checkShape(token)
+    const segment = token.slice(0, token.indexOf('.'))
+    const known = knownHeaders.get(segment)
+    if (known !== undefined) return checkWith(token, key, known)
+    const header = parseHeaderSegment(segment)
     const kid = header.kid
     const ringKey = typeof kid === 'string' ? byKid.get(kid) : undefined
-    if (ringKey !== undefined && header.alg === ringKey.key.alg) {
-      // One of our keys, in its own algorithm: fast-jwt checks the signature before anything else
-      // (then crit, typ and the claims); the remaining header rules follow once it holds.
-      const claims = ringKey.verify(token)
-      checkHeader(header)
-      return remember(token, claims, now)
-    }
+    // One of our keys, in its own algorithm: the signature is checked before anything else.
+    if (ringKey !== undefined && header.alg === ringKey.key.alg) return checkWith(token, key, ringKey, header, segment)
     // Not a token of a key we hold. Whose is it? Another issuer's goes elsewhere (UNTRUSTED_ISSUER).
     checkIssuer(token, issuer)
     const checked = checkHeader(header)
@@ -375,7 +467,7 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
       const reloaded = byKid.get(checked.kid)
       if (reloaded === undefined) throw bearerError('INVALID_TOKEN', 'The token was not signed by a known key')
       if (reloaded.key.alg !== checked.alg) throw bearerError('INVALID_TOKEN', 'The token algorithm does not match its key')
-      return remember(token, reloaded.verify(token), Date.now())
+      return remember(token, key, reloaded.verifier.verifySync(token))
     })
   }
 
@@ -467,17 +559,19 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
   }
 
   function verifyCached (token: string): AuthUser | Promise<AuthUser> | undefined {
+    if (typeof token !== 'string') return undefined
     const now = Date.now()
-    const entry = verified.get(token, now)
-    return entry === undefined ? undefined : principal(entry, now)
+    const entry = verified.get(cacheKeyOf(token), now)
+    return entry === undefined || entry.token !== token ? undefined : principal(entry, now)
   }
 
   function verifyFast (token: string): AuthUser | Promise<AuthUser> {
     if (typeof token !== 'string') throw bearerError('INVALID_TOKEN')
     const now = Date.now()
-    const cached = verified.get(token, now)
-    if (cached !== undefined) return principal(cached, now)
-    const entry = verifySignature(token, now)
+    const key = cacheKeyOf(token)
+    const cached = verified.get(key, now)
+    if (cached !== undefined && cached.token === token) return principal(cached, now)
+    const entry = verifySignature(token, key)
     if (entry instanceof Promise) return entry.then((e) => principal(e, Date.now()))
     return principal(entry, now)
   }

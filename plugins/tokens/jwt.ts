@@ -1,11 +1,12 @@
-// Strict verification of Gatehouse access tokens (RFC 8725, RFC 9068), in plain functions.
+// Strict parsing of Gatehouse access tokens (RFC 8725, RFC 9068), in plain functions, and the
+// signer (fast-jwt). The signature and claim checks are in verify.ts.
 //
 // Order: size and shape, then the header (parsed once: algorithm allowlist, kid syntax, typ, no
-// crit/b64/JWE members), then the payload must be an object whose `iss` is ours, then fast-jwt
-// checks the signature with the one key the kid names (pinned to that key's algorithm) before
-// any claim, then claims and their types. Keys are never taken from jku/jwk/x5u/x5c.
-import { createSigner, createVerifier, TokenError } from 'fast-jwt'
-import type { ErrorCode, GatehouseError } from '../../lib/errors.ts'
+// crit/b64/JWE members), then the signature with the one key the kid names (pinned to that key's
+// algorithm) before any claim, then claims and their types. Keys are never taken from
+// jku/jwk/x5u/x5c.
+import { createSigner } from 'fast-jwt'
+import type { GatehouseError } from '../../lib/errors.ts'
 import { bearerError } from '../../lib/errors.ts'
 import type { SigningAlgorithm } from '../../lib/config.ts'
 import { KID_PATTERN, type SigningKey } from './keys.ts'
@@ -22,7 +23,6 @@ const ALLOWED_ALGORITHMS: ReadonlySet<string> = new Set<SigningAlgorithm>(['RS25
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 /** Header members that change how a JWS is processed; Gatehouse issues none of them. */
 const FORBIDDEN_HEADER_MEMBERS = ['crit', 'b64', 'enc', 'zip', 'cty'] as const
-const REQUIRED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'roles', 'ver']
 
 /** The claims of a verified Gatehouse access token. */
 export interface AccessTokenClaims {
@@ -84,9 +84,19 @@ function isAccessTokenType (typ: unknown): boolean {
 
 /** Size and shape (RFC 7515 §7.1), then the header as a JSON object. Throws INVALID_TOKEN. */
 export function parseHeader (token: string): Record<string, unknown> {
+  checkShape(token)
+  return parseHeaderSegment(token.slice(0, token.indexOf('.')))
+}
+
+/** Size and shape (RFC 7515 §7.1) of a compact JWS. Throws INVALID_TOKEN. */
+export function checkShape (token: string): void {
   if (token.length > MAX_TOKEN_LENGTH) throw invalid('The token is too large')
   if (!COMPACT_JWS.test(token)) throw invalid('The token is not a compact JWS')
-  const header = parseSegment(token.slice(0, token.indexOf('.')))
+}
+
+/** The first segment of a token whose shape was checked, as a JSON object. Throws INVALID_TOKEN. */
+export function parseHeaderSegment (segment: string): Record<string, unknown> {
+  const header = parseSegment(segment)
   if (!isObject(header)) throw invalid('The token header is not a JSON object')
   return header
 }
@@ -136,73 +146,6 @@ export function peekIssuer (token: string): unknown {
   const payload = parseSegment(token.slice(dot1 + 1, token.indexOf('.', dot1 + 1)))
   if (!isObject(payload)) throw invalid('The token payload is not a JSON object')
   return payload.iss
-}
-
-const FAST_JWT_CODES: Record<string, ErrorCode> = {
-  FAST_JWT_EXPIRED: 'TOKEN_EXPIRED',
-  FAST_JWT_INACTIVE: 'TOKEN_NOT_YET_VALID',
-  FAST_JWT_MISSING_REQUIRED_CLAIM: 'MISSING_CLAIM',
-  FAST_JWT_INVALID_SIGNATURE: 'INVALID_SIGNATURE',
-  FAST_JWT_MISSING_SIGNATURE: 'INVALID_SIGNATURE',
-  // A signature of the wrong length or encoding (e.g. DER for ES256) cannot even be checked.
-  FAST_JWT_VERIFY_ERROR: 'INVALID_SIGNATURE'
-}
-
-const FAST_JWT_MESSAGES: Record<string, string> = {
-  FAST_JWT_INVALID_TYPE: `The token type must be ${ACCESS_TOKEN_TYPE}`,
-  FAST_JWT_INVALID_ALGORITHM: 'The token algorithm is not allowed',
-  FAST_JWT_INVALID_CLAIM_TYPE: 'A token claim has the wrong type',
-  FAST_JWT_INVALID_CLAIM_VALUE: 'A token claim has a value that is not accepted',
-  FAST_JWT_INVALID_CRIT_HEADER: 'The token crit header is not supported',
-  FAST_JWT_INVALID_PAYLOAD: 'The token payload is not a JSON object',
-  FAST_JWT_MALFORMED: 'The token is not a well-formed JWS'
-}
-
-/** fast-jwt's TokenError (by its FAST_JWT_* code) as the CONTRACT §4 error, with the Bearer challenge. */
-export function translateJwtError (err: unknown): GatehouseError {
-  const code = (err as { code?: unknown })?.code
-  if (err instanceof TokenError && typeof code === 'string') {
-    const mapped = FAST_JWT_CODES[code]
-    if (mapped !== undefined) return bearerError(mapped)
-    return bearerError('INVALID_TOKEN', FAST_JWT_MESSAGES[code])
-  }
-  return bearerError('INVALID_TOKEN', undefined, err)
-}
-
-export type KeyVerifier = (token: string) => AccessTokenClaims
-
-/**
- * One fast-jwt verifier for one key, pinned to that key's algorithm. fast-jwt's own cache stays
- * off: the plugin's verified-token cache sits in front and keeps revocation checks per request.
- */
-export function createKeyVerifier (key: SigningKey, settings: VerifierSettings): KeyVerifier {
-  const tolerance = settings.clockTolerance ?? CLOCK_TOLERANCE_SECONDS
-  const toleranceMs = tolerance * 1000
-  const verifier = createVerifier({
-    key: key.publicPem,
-    algorithms: [key.alg],
-    allowedIss: settings.issuer,
-    allowedAud: settings.audience,
-    requiredClaims: REQUIRED_CLAIMS,
-    checkTyp: ACCESS_TOKEN_TYPE,
-    allowedCritHeaders: [],
-    // fast-jwt counts time in milliseconds.
-    clockTolerance: toleranceMs,
-    maxAge: settings.accessTokenTtl * 1000,
-    cache: false
-  })
-  return (token: string): AccessTokenClaims => {
-    let payload: Record<string, unknown>
-    try {
-      payload = verifier(token) as Record<string, unknown>
-    } catch (err) {
-      // The signature held but a claim value did not: say so when it is the issuer.
-      if ((err as { code?: unknown }).code === 'FAST_JWT_INVALID_CLAIM_VALUE') checkIssuer(token, settings.issuer)
-      throw translateJwtError(err)
-    }
-    checkClaimTypes(payload, Date.now(), toleranceMs)
-    return payload as AccessTokenClaims
-  }
 }
 
 function isStringArray (value: unknown): value is string[] {

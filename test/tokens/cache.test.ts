@@ -1,8 +1,9 @@
 // The verified-token cache makes a repeated token cheap without ever outliving the token: an
 // entry expires at exp (and at iat + TTL), it is bounded, and a token without iat is never
-// accepted. Time is moved by shifting Date.now, which both fast-jwt and the plugin read.
+// accepted. Time is moved by shifting Date.now, which the plugin reads.
 import t from 'tap'
 import { ExpiringLru } from '../../plugins/tokens/cache.ts'
+import { Doorkeeper } from '../../plugins/tokens/index.ts'
 import { buildProtected, createUser, bearer } from './helpers.ts'
 import { nowSec, ourToken } from './forge.ts'
 
@@ -80,8 +81,47 @@ t.test('the verified cache is bounded', async (t) => {
   for (let i = 0; i < 10; i++) {
     const token = ourToken(app, config.keysDir, user.id)
     t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
+    t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
   }
   t.equal(app.tokens.stats().verifiedCacheSize, 3)
+})
+
+t.test('a token enters the cache on its second verification, not its first', async (t) => {
+  const { app, config } = await buildProtected(t)
+  const user = await createUser(app)
+  const tokens = Array.from({ length: 50 }, () => ourToken(app, config.keysDir, user.id))
+  for (const token of tokens) t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
+  t.equal(app.tokens.stats().verifiedCacheSize, 0, 'fifty tokens seen once each: none cached')
+  for (const token of tokens) t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
+  t.equal(app.tokens.stats().verifiedCacheSize, 50, 'each seen a second time: all cached')
+  for (const token of tokens) t.type(app.tokens.verifyCached(token), 'object', 'a cache hit')
+})
+
+t.test('a cache hit needs the whole token, not only the tail the cache is keyed by', async (t) => {
+  const { app, config } = await buildProtected(t)
+  const user = await createUser(app)
+  const other = await createUser(app)
+  const token = ourToken(app, config.keysDir, user.id)
+  for (let i = 0; i < 2; i++) t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
+  t.ok(app.tokens.verifyCached(token) !== undefined, 'cached')
+  // Another payload (another user) with the cached token's signature: same last characters.
+  const [h, , sig] = token.split('.')
+  const [, p] = ourToken(app, config.keysDir, other.id).split('.')
+  const spliced = `${h}.${p}.${sig}`
+  t.equal(app.tokens.verifyCached(spliced), undefined, 'not a cache hit')
+  const res = await app.inject({ url: '/protected', headers: bearer(spliced) })
+  t.equal(res.statusCode, 401)
+  t.equal(res.json().code, 'INVALID_SIGNATURE', 'verified in full, and refused')
+})
+
+t.test('Doorkeeper admits a key on its second sighting only, and forgets it once admitted', async (t) => {
+  const door = new Doorkeeper(4)
+  t.equal(door.admit('a'), false, 'first sighting: marked')
+  t.equal(door.admit('a'), true, 'second sighting: admitted')
+  t.equal(door.admit('a'), false, 'the mark was used up')
+  door.admit('b')
+  door.clear()
+  t.equal(door.admit('b'), false, 'cleared')
 })
 
 t.test('ExpiringLru keeps a hot entry through a stream of new ones', async (t) => {
