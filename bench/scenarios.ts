@@ -35,6 +35,8 @@ export function scenarios (quick: boolean, poolSize: number): Scenario[] {
     list.push({ id: `gh-${alg}-rep`, title: `Gatehouse authenticate ${alg}, repeated token`, server: 'gatehouse.ts', args: ['token', alg, '0'], connections: CONNECTIONS, hardFloor: true })
     list.push({ id: `gh-${alg}-uniq`, title: `Gatehouse authenticate ${alg}, unique tokens`, server: 'gatehouse.ts', args: ['token', alg, String(poolSize)], connections: CONNECTIONS, hardFloor: true })
   }
+  // The same with every signature checked on the JavaScript thread (signatureCheck: 'inline').
+  list.push({ id: 'gh-RS256-uniq-inline', title: 'Gatehouse authenticate RS256, unique tokens, signatures inline', server: 'gatehouse.ts', args: ['token', 'RS256', String(poolSize), 'inline'], connections: CONNECTIONS, hardFloor: true, fullOnly: true })
   list.push(
     { id: 'gh-rbac', title: 'Gatehouse RS256 + requireRole', server: 'gatehouse.ts', args: ['rbac'], connections: CONNECTIONS },
     { id: 'gh-external', title: 'Gatehouse external issuer RS256, JWKS cached', server: 'gatehouse.ts', args: ['external'], connections: CONNECTIONS, hardFloor: true },

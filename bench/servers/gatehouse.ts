@@ -2,7 +2,9 @@
 // small app (store, redis, audit, credentials, tokens, sessions, trusted-issuers, authenticate,
 // rbac; no rate limiting, no request logging, like the bare route), on a fresh database.
 //
-//   gatehouse.ts token <alg> <pool>   GET /protected, one repeated token (pool 0) or <pool> distinct tokens
+//   gatehouse.ts token <alg> <pool> [inline]
+//                                     GET /protected, one repeated token (pool 0) or <pool> distinct tokens;
+//                                     `inline` checks signatures on the JavaScript thread (signatureCheck)
 //   gatehouse.ts rbac                 GET /admin-ish route: authenticate + requireRole('user')
 //   gatehouse.ts external             a token of an allowlisted issuer whose JWKS is served on port 0
 //   gatehouse.ts basic | apikey       GET /protected with HTTP Basic / ApiKey
@@ -17,7 +19,7 @@ import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { announce, skip, tamperJwt, writePool, type Announcement, type LoadSpec } from '../lib/server-kit.ts'
 
-const [mode = 'token', arg1, arg2] = process.argv.slice(2)
+const [mode = 'token', arg1, arg2, arg3] = process.argv.slice(2)
 const alg = (mode === 'token' ? arg1 ?? 'RS256' : 'RS256') as 'RS256' | 'ES256' | 'EdDSA'
 const poolSize = mode === 'token' ? Number(arg2 ?? 0) : 0
 const provider = mode === 'refresh' ? (arg1 ?? 'sqlite') : process.env.DATABASE_URL?.startsWith('postgres') === true ? 'postgresql' : 'sqlite'
@@ -97,7 +99,7 @@ await app.register(store, { databaseUrl })
 await app.register(redis, { url: process.env.REDIS_URL })
 await app.register(audit)
 await app.register(credentials, {})
-await app.register(tokens, { issuer: ISSUER, keysDir, signingAlgorithm: alg })
+await app.register(tokens, { issuer: ISSUER, keysDir, signingAlgorithm: alg, ...(mode === 'token' && arg3 === 'inline' ? { signatureCheck: 'inline' } : {}) })
 await app.register(sessions, {})
 await app.register(trustedIssuers, {
   issuers: external === undefined ? [] : [{ issuer: external.issuer, jwksUri: `${external.issuer}/jwks`, audiences: ['bench-api'], algorithms: ['RS256'] }]

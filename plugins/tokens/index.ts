@@ -213,37 +213,58 @@ function cacheKeyOf (token: string): string {
 }
 
 /**
- * Admission to the verified cache on a token's second verification (the doorkeeper of TinyLFU): a
- * table of fingerprints of cache keys, one slot per cached entry (rounded up to a power of two).
+ * Admission to the verified cache on a token's second verification (the doorkeeper of TinyLFU).
+ * It remembers fingerprints of the last `window` to 2 x `window` distinct cache keys (two
+ * generations), `window` being the cache size: a token presented again within the cache's own
+ * reach is admitted, while a stream of tokens that never come back that soon (which an LRU could
+ * never hit anyway) leaves the cache alone instead of churning it.
  */
 export class Doorkeeper {
-  readonly #slots: Uint32Array
+  readonly #window: number
   readonly #mask: number
+  // Two generations of direct-mapped fingerprint tables, allocated once: no garbage per token.
+  #current: Uint32Array
+  #previous: Uint32Array
+  #marked = 0
 
-  constructor (size: number) {
+  constructor (window: number) {
     let slots = 1
-    while (slots < size) slots *= 2
-    this.#slots = new Uint32Array(slots)
+    while (slots < 2 * window) slots *= 2
+    this.#window = window
     this.#mask = slots - 1
+    this.#current = new Uint32Array(slots)
+    this.#previous = new Uint32Array(slots)
   }
 
-  /** True when `key` was marked before (and the mark is used up); otherwise marks it. */
+  /** True when `key` was marked within the window (the mark is then used up); otherwise marks it. */
   admit (key: string): boolean {
-    // FNV-1a over the key: its characters are signature bytes.
+    // FNV-1a over the key (signature characters): the low bits pick the slot, the hash is the mark.
     let h = 0x811c9dc5
     for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
-    const tag = (h | 1) >>> 0
-    const slot = (h >>> 7) & this.#mask
-    if (this.#slots[slot] === tag) {
-      this.#slots[slot] = 0
+    const mark = (h | 1) >>> 0
+    const slot = h & this.#mask
+    if (this.#current[slot] === mark) {
+      this.#current[slot] = 0
       return true
     }
-    this.#slots[slot] = tag
+    if (this.#previous[slot] === mark) {
+      this.#previous[slot] = 0
+      return true
+    }
+    this.#current[slot] = mark
+    if (++this.#marked >= this.#window) {
+      const older = this.#previous
+      this.#previous = this.#current
+      this.#current = older.fill(0)
+      this.#marked = 0
+    }
     return false
   }
 
   clear (): void {
-    this.#slots.fill(0)
+    this.#current.fill(0)
+    this.#previous.fill(0)
+    this.#marked = 0
   }
 }
 
