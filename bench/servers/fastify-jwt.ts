@@ -19,7 +19,7 @@ const publicPem = pair.publicKey.export({ type: 'spki', format: 'pem' }).toStrin
 const app = Fastify({ logger: false })
 await app.register(fastifyJwt, {
   secret: { private: privatePem, public: publicPem },
-  sign: { algorithm: alg, iss: 'https://bench.example', aud: 'bench', expiresIn: '1h' },
+  sign: { algorithm: alg, iss: 'https://bench.example', aud: 'bench', expiresIn: '24h' },
   verify: { algorithms: [alg], allowedIss: 'https://bench.example', allowedAud: 'bench' }
 })
 app.get('/protected', {

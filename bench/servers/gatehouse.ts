@@ -88,7 +88,7 @@ if (mode === 'external') {
   await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve))
   const port = (jwks.address() as { port: number }).port
   const issuer = `http://127.0.0.1:${port}`
-  const signer = createSigner({ key: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), algorithm: 'RS256', kid, iss: issuer, aud: 'bench-api', expiresIn: 3_600_000 })
+  const signer = createSigner({ key: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), algorithm: 'RS256', kid, iss: issuer, aud: 'bench-api', expiresIn: 86_400_000 })
   external = { issuer, sign: (claims) => signer(claims), close: () => jwks.close() }
 }
 
@@ -99,7 +99,8 @@ await app.register(store, { databaseUrl })
 await app.register(redis, { url: process.env.REDIS_URL })
 await app.register(audit)
 await app.register(credentials, {})
-await app.register(tokens, { issuer: ISSUER, keysDir, signingAlgorithm: alg, ...(mode === 'token' && arg3 === 'inline' ? { signatureCheck: 'inline' } : {}) })
+// Tokens signed at start must outlive a full run (about 30 min): a day instead of the 15 min default.
+await app.register(tokens, { issuer: ISSUER, keysDir, signingAlgorithm: alg, accessTokenTtl: 86_400, ...(mode === 'token' && arg3 === 'inline' ? { signatureCheck: 'inline' } : {}) })
 await app.register(sessions, {})
 await app.register(trustedIssuers, {
   issuers: external === undefined ? [] : [{ issuer: external.issuer, jwksUri: `${external.issuer}/jwks`, audiences: ['bench-api'], algorithms: ['RS256'] }]
