@@ -1,5 +1,6 @@
 // A bounded (approximately) least-recently-used map whose entries carry their own expiry time. The verified-token
-// cache and the per-user state cache are both this: a hit costs one Map lookup.
+// cache and the per-user state cache are both this: a hit costs one Map lookup. Also the verified-token
+// cache's key and its admission (Doorkeeper).
 
 interface Slot<V> {
   value: V
@@ -57,5 +58,71 @@ export class ExpiringLru<V> {
 
   clear (): void {
     this.#map.clear()
+  }
+}
+
+/**
+ * The verified cache is keyed by the last characters of a token (its signature, which no two
+ * tokens we sign share), so a lookup hashes 24 characters instead of the whole token; a hit counts
+ * only when the whole token is equal.
+ */
+const CACHE_KEY_LENGTH = 24
+export function cacheKeyOf (token: string): string {
+  return token.length > CACHE_KEY_LENGTH ? token.slice(-CACHE_KEY_LENGTH) : token
+}
+
+/**
+ * Admission to the verified cache on a token's second verification (the doorkeeper of TinyLFU).
+ * It remembers fingerprints of the last `window` to 2 x `window` distinct cache keys (two
+ * generations), `window` being the cache size: a token presented again within the cache's own
+ * reach is admitted, while a stream of tokens that never come back that soon (which an LRU could
+ * never hit anyway) leaves the cache alone instead of churning it.
+ */
+export class Doorkeeper {
+  readonly #window: number
+  readonly #mask: number
+  // Two generations of direct-mapped fingerprint tables, allocated once: no garbage per token.
+  #current: Uint32Array
+  #previous: Uint32Array
+  #marked = 0
+
+  constructor (window: number) {
+    let slots = 1
+    while (slots < 2 * window) slots *= 2
+    this.#window = window
+    this.#mask = slots - 1
+    this.#current = new Uint32Array(slots)
+    this.#previous = new Uint32Array(slots)
+  }
+
+  /** True when `key` was marked within the window (the mark is then used up); otherwise marks it. */
+  admit (key: string): boolean {
+    // FNV-1a over the key (signature characters): the low bits pick the slot, the hash is the mark.
+    let h = 0x811c9dc5
+    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
+    const mark = (h | 1) >>> 0
+    const slot = h & this.#mask
+    if (this.#current[slot] === mark) {
+      this.#current[slot] = 0
+      return true
+    }
+    if (this.#previous[slot] === mark) {
+      this.#previous[slot] = 0
+      return true
+    }
+    this.#current[slot] = mark
+    if (++this.#marked >= this.#window) {
+      const older = this.#previous
+      this.#previous = this.#current
+      this.#current = older.fill(0)
+      this.#marked = 0
+    }
+    return false
+  }
+
+  clear (): void {
+    this.#current.fill(0)
+    this.#previous.fill(0)
+    this.#marked = 0
   }
 }

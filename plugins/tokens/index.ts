@@ -19,7 +19,7 @@ import type { SigningAlgorithm } from '../../lib/config.ts'
 import type { AuthUser } from '../../lib/auth-user.ts'
 import { bearerError, serviceUnavailable } from '../../lib/errors.ts'
 import type { Bus } from '../redis/index.ts'
-import { ExpiringLru } from './cache.ts'
+import { cacheKeyOf, Doorkeeper, ExpiringLru } from './cache.ts'
 import { KEY_ALGORITHMS, loadKeyRing, looseKeyFiles, rotateKey, type KeyRing, type PublicJwk, type SigningKey } from './keys.ts'
 import { CLOCK_TOLERANCE_SECONDS, checkHeader, checkIssuer, checkShape, createKeySigner, parseHeaderSegment, type AccessTokenClaims, type KeySigner } from './jwt.ts'
 import { createKeyVerifier, type KeyVerifier } from './verify.ts'
@@ -199,74 +199,8 @@ interface VerifiedToken {
   clientId: string | undefined
 }
 
-/**
- * The verified cache is keyed by the last characters of a token (its signature, which no two
- * tokens we sign share), so a lookup hashes 24 characters instead of the whole token; a hit counts
- * only when the whole token is equal.
- */
-const CACHE_KEY_LENGTH = 24
 /** Header segments already checked, each naming a key of the ring (a handful: one per key). */
 const KNOWN_HEADERS_MAX = 32
-
-function cacheKeyOf (token: string): string {
-  return token.length > CACHE_KEY_LENGTH ? token.slice(-CACHE_KEY_LENGTH) : token
-}
-
-/**
- * Admission to the verified cache on a token's second verification (the doorkeeper of TinyLFU).
- * It remembers fingerprints of the last `window` to 2 x `window` distinct cache keys (two
- * generations), `window` being the cache size: a token presented again within the cache's own
- * reach is admitted, while a stream of tokens that never come back that soon (which an LRU could
- * never hit anyway) leaves the cache alone instead of churning it.
- */
-export class Doorkeeper {
-  readonly #window: number
-  readonly #mask: number
-  // Two generations of direct-mapped fingerprint tables, allocated once: no garbage per token.
-  #current: Uint32Array
-  #previous: Uint32Array
-  #marked = 0
-
-  constructor (window: number) {
-    let slots = 1
-    while (slots < 2 * window) slots *= 2
-    this.#window = window
-    this.#mask = slots - 1
-    this.#current = new Uint32Array(slots)
-    this.#previous = new Uint32Array(slots)
-  }
-
-  /** True when `key` was marked within the window (the mark is then used up); otherwise marks it. */
-  admit (key: string): boolean {
-    // FNV-1a over the key (signature characters): the low bits pick the slot, the hash is the mark.
-    let h = 0x811c9dc5
-    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
-    const mark = (h | 1) >>> 0
-    const slot = h & this.#mask
-    if (this.#current[slot] === mark) {
-      this.#current[slot] = 0
-      return true
-    }
-    if (this.#previous[slot] === mark) {
-      this.#previous[slot] = 0
-      return true
-    }
-    this.#current[slot] = mark
-    if (++this.#marked >= this.#window) {
-      const older = this.#previous
-      this.#previous = this.#current
-      this.#current = older.fill(0)
-      this.#marked = 0
-    }
-    return false
-  }
-
-  clear (): void {
-    this.#current.fill(0)
-    this.#previous.fill(0)
-    this.#marked = 0
-  }
-}
 
 /** Names, sizes and modification times of the key files: a cheap test for "something changed". */
 function folderSignature (dir: string): string {
@@ -579,19 +513,25 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
     return principalFromDatabase(entry)
   }
 
+  /** The cached entry of exactly this token (the cache is keyed by its tail). */
+  function lookup (token: string, key: string, now: number): VerifiedToken | undefined {
+    const entry = verified.get(key, now)
+    return entry !== undefined && entry.token === token ? entry : undefined
+  }
+
   function verifyCached (token: string): AuthUser | Promise<AuthUser> | undefined {
     if (typeof token !== 'string') return undefined
     const now = Date.now()
-    const entry = verified.get(cacheKeyOf(token), now)
-    return entry === undefined || entry.token !== token ? undefined : principal(entry, now)
+    const entry = lookup(token, cacheKeyOf(token), now)
+    return entry === undefined ? undefined : principal(entry, now)
   }
 
   function verifyFast (token: string): AuthUser | Promise<AuthUser> {
     if (typeof token !== 'string') throw bearerError('INVALID_TOKEN')
     const now = Date.now()
     const key = cacheKeyOf(token)
-    const cached = verified.get(key, now)
-    if (cached !== undefined && cached.token === token) return principal(cached, now)
+    const cached = lookup(token, key, now)
+    if (cached !== undefined) return principal(cached, now)
     const entry = verifySignature(token, key)
     if (entry instanceof Promise) return entry.then((e) => principal(e, Date.now()))
     return principal(entry, now)

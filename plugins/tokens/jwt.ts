@@ -63,7 +63,8 @@ function invalid (message: string): GatehouseError {
   return bearerError('INVALID_TOKEN', message)
 }
 
-function parseSegment (segment: string): unknown {
+/** A base64url segment as JSON, or undefined. */
+export function parseSegment (segment: string): unknown {
   try {
     return JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
   } catch {
@@ -71,7 +72,7 @@ function parseSegment (segment: string): unknown {
   }
 }
 
-function isObject (value: unknown): value is Record<string, unknown> {
+export function isObject (value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
 

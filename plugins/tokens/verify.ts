@@ -11,7 +11,7 @@
 import { verify as cryptoVerify, type KeyObject } from 'node:crypto'
 import { bearerError, type GatehouseError } from '../../lib/errors.ts'
 import type { SigningAlgorithm } from '../../lib/config.ts'
-import { checkClaimTypes, CLOCK_TOLERANCE_SECONDS, type AccessTokenClaims, type VerifierSettings } from './jwt.ts'
+import { checkClaimTypes, CLOCK_TOLERANCE_SECONDS, isObject, parseSegment, type AccessTokenClaims, type VerifierSettings } from './jwt.ts'
 
 const REQUIRED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'roles', 'ver'] as const
 
@@ -39,21 +39,16 @@ function invalid (message: string): GatehouseError {
   return bearerError('INVALID_TOKEN', message)
 }
 
-/** Payload as a JSON object, and the signature bytes; the shape was checked by parseHeader. */
+/** Payload as a JSON object, and the signature bytes; the shape was checked by checkShape. */
 function split (token: string): Split {
   const dot1 = token.indexOf('.')
   const dot2 = token.indexOf('.', dot1 + 1)
-  let payload: unknown
-  try {
-    payload = JSON.parse(Buffer.from(token.slice(dot1 + 1, dot2), 'base64url').toString('utf8'))
-  } catch {
-    throw invalid('The token is not a well-formed JWS')
-  }
-  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw invalid('The token payload is not a JSON object')
+  const payload = parseSegment(token.slice(dot1 + 1, dot2))
+  if (!isObject(payload)) throw invalid('The token payload is not a JSON object')
   if (dot2 === token.length - 1) throw bearerError('INVALID_SIGNATURE')
   return {
     input: Buffer.from(token.slice(0, dot2), 'latin1'),
-    payload: payload as Record<string, unknown>,
+    payload,
     signature: Buffer.from(token.slice(dot2 + 1), 'base64url')
   }
 }
