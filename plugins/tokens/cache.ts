@@ -78,16 +78,29 @@ export function cacheKeyOf (token: string): string {
  * reach is admitted, while a stream of tokens that never come back that soon (which an LRU could
  * never hit anyway) leaves the cache alone instead of churning it.
  */
+/** Clears `mark` from the bucket at `bucket` of `table`; true when it was there. */
+function take (table: Uint32Array, bucket: number, mark: number): boolean {
+  if (table[bucket] === mark) {
+    table[bucket] = 0
+    return true
+  }
+  if (table[bucket + 1] === mark) {
+    table[bucket + 1] = 0
+    return true
+  }
+  return false
+}
+
 export class Doorkeeper {
   readonly #window: number
   readonly #mask: number
-  // Two generations of direct-mapped fingerprint tables, allocated once: no garbage per token.
+  // Two generations of fingerprint tables (buckets of two slots), allocated once: no garbage per token.
   #current: Uint32Array
   #previous: Uint32Array
   #marked = 0
 
   constructor (window: number) {
-    let slots = 1
+    let slots = 2
     while (slots < 2 * window) slots *= 2
     this.#window = window
     this.#mask = slots - 1
@@ -97,20 +110,21 @@ export class Doorkeeper {
 
   /** True when `key` was marked within the window (the mark is then used up); otherwise marks it. */
   admit (key: string): boolean {
-    // FNV-1a over the key (signature characters): the low bits pick the slot, the hash is the mark.
+    // FNV-1a over the key (signature characters), then murmur3's finaliser so that the low bits
+    // (the bucket) depend on every character. The hash is the mark (never 0: 0 is an empty slot).
     let h = 0x811c9dc5
     for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
+    h ^= h >>> 16
+    h = Math.imul(h, 0x85ebca6b)
+    h ^= h >>> 13
+    h = Math.imul(h, 0xc2b2ae35)
+    h ^= h >>> 16
     const mark = (h | 1) >>> 0
-    const slot = h & this.#mask
-    if (this.#current[slot] === mark) {
-      this.#current[slot] = 0
-      return true
-    }
-    if (this.#previous[slot] === mark) {
-      this.#previous[slot] = 0
-      return true
-    }
-    this.#current[slot] = mark
+    // Buckets of two slots: a mark is lost only when three keys of one generation share a bucket.
+    const bucket = h & this.#mask & ~1
+    if (take(this.#current, bucket, mark) || take(this.#previous, bucket, mark)) return true
+    const current = this.#current
+    current[current[bucket] === 0 ? bucket : current[bucket + 1] === 0 ? bucket + 1 : bucket + (mark >>> 31)] = mark
     if (++this.#marked >= this.#window) {
       const older = this.#previous
       this.#previous = this.#current
