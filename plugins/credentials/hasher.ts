@@ -1,7 +1,8 @@
 // argon2id through @node-rs/argon2 with every parameter passed explicitly (its documented
 // defaults have drifted from the ones it uses), behind a bounded semaphore.
 import { randomBytes } from 'node:crypto'
-import { hash as argon2Hash, verify as argon2Verify, parseOptions } from '@node-rs/argon2'
+import type * as Argon2 from '@node-rs/argon2'
+import { requirePeer } from '../../lib/peer.ts'
 import { createSemaphore, QueueFullError, type Semaphore } from './semaphore.ts'
 import { SALT_BYTES, type Argon2Parameters } from './options.ts'
 
@@ -26,6 +27,7 @@ export interface Hasher {
 export { QueueFullError }
 
 export function createHasher (parameters: Readonly<Argon2Parameters>, concurrency: number, maxQueue: number): Hasher {
+  const { hash: argon2Hash, verify: argon2Verify, parseOptions } = requirePeer<typeof Argon2>('@node-rs/argon2', 'gatehouse-credentials')
   const semaphore = createSemaphore(concurrency, maxQueue)
   let operations = 0
 

@@ -6,7 +6,8 @@
 import { EventEmitter } from 'node:events'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
+import { requirePeer } from '../../lib/peer.ts'
 
 export interface RedisOptions {
   /** redis:// URL; when absent everything stays in process. */
@@ -38,7 +39,8 @@ declare module 'fastify' {
 }
 
 export function redisClient (url: string, connectTimeoutMs = 500, name = 'gatehouse'): Redis {
-  return new Redis(url, {
+  const ioredis = requirePeer<typeof import('ioredis')>('ioredis', 'gatehouse-redis')
+  return new ioredis.Redis(url, {
     connectionName: name,
     connectTimeout: connectTimeoutMs,
     maxRetriesPerRequest: 1,

@@ -3,7 +3,8 @@
 // that entropy (RFC 6819 §5.1.4.2.2): nobody can guess it, so a slow KDF would only cost CPU on
 // every token request. Secrets stored as argon2id PHC strings (set by other tooling) verify too.
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
-import { verify as argon2Verify } from '@node-rs/argon2'
+import type * as Argon2 from '@node-rs/argon2'
+import { requirePeer } from '../../lib/peer.ts'
 import type { PrismaClient } from '../store/client.ts'
 import { DEFAULT_CLIENT_ID } from './options.ts'
 
@@ -43,8 +44,9 @@ export async function verifyClientSecret (stored: string, secret: string): Promi
     return expected.length === actual.length && timingSafeEqual(expected, actual)
   }
   if (stored.startsWith('$argon2id$')) {
+    const argon2 = requirePeer<typeof Argon2>('@node-rs/argon2', 'gatehouse-sessions (an argon2id client secret)')
     try {
-      return await argon2Verify(stored, secret)
+      return await argon2.verify(stored, secret)
     } catch {
       return false
     }

@@ -5,10 +5,13 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { PrismaClient as SqliteClient } from '../../prisma/generated/sqlite/client.ts'
+import { importPeer } from '../../lib/peer.ts'
 import { parseDatabaseUrl, type Provider } from './database-url.ts'
 
 export type PrismaClient = SqliteClient
 export type { Prisma } from '../../prisma/generated/sqlite/client.ts'
+
+const NEEDED_BY = 'gatehouse-store'
 
 export interface ClientOptions {
   /** PostgreSQL pool size. @default 10 */
@@ -21,16 +24,16 @@ export async function createPrismaClient (databaseUrl: string, options: ClientOp
   const target = parseDatabaseUrl(databaseUrl)
   if (target.provider === 'sqlite') {
     const [{ PrismaClient }, { PrismaBetterSQLite3 }] = await Promise.all([
-      import('../../prisma/generated/sqlite/client.ts'),
-      import('@prisma/adapter-better-sqlite3')
+      importPeer('@prisma/client', NEEDED_BY, () => import('../../prisma/generated/sqlite/client.ts')),
+      importPeer('@prisma/adapter-better-sqlite3', NEEDED_BY, () => import('@prisma/adapter-better-sqlite3'))
     ])
     if (target.file !== ':memory:') mkdirSync(dirname(target.file!), { recursive: true })
     const adapter = new PrismaBetterSQLite3({ url: `file:${target.file}`, timeout: 10_000 })
     return { prisma: new PrismaClient({ adapter }), provider: 'sqlite' }
   }
   const [{ PrismaClient }, { PrismaPg }] = await Promise.all([
-    import('../../prisma/generated/postgresql/client.ts'),
-    import('@prisma/adapter-pg')
+    importPeer('@prisma/client', NEEDED_BY, () => import('../../prisma/generated/postgresql/client.ts')),
+    importPeer('@prisma/adapter-pg', NEEDED_BY, () => import('@prisma/adapter-pg'))
   ])
   const adapter = new PrismaPg({
     connectionString: target.url,

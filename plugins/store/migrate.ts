@@ -7,9 +7,10 @@
 import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, readdirSync, existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import Database from 'better-sqlite3'
-import pg from 'pg'
+import type BetterSqlite3 from 'better-sqlite3'
+import type Pg from 'pg'
 import { PACKAGE_ROOT } from '../../lib/paths.ts'
+import { requirePeer } from '../../lib/peer.ts'
 import { parseDatabaseUrl, type DatabaseTarget, type Provider } from './database-url.ts'
 
 export interface Migration {
@@ -34,6 +35,10 @@ export interface MigrateOptions {
 export class MigrationError extends Error {
   override name = 'MigrationError'
 }
+
+// The drivers are loaded on first use: an app on SQLite needs no pg, one on PostgreSQL no better-sqlite3.
+const Database = (): typeof BetterSqlite3 => requirePeer('better-sqlite3', 'gatehouse-store (SQLite)')
+const pg = (): typeof Pg => requirePeer('pg', 'gatehouse-store (PostgreSQL)')
 
 const LOCK_ID = 7_240_113_251 // pg_advisory_lock key for Gatehouse migrations
 const TABLE = 'gatehouse_migrations'
@@ -83,7 +88,7 @@ export async function pendingMigrations (databaseUrl: string, migrationsDir?: st
   const migrations = loadMigrations(target.provider, migrationsDir)
   if (target.provider === 'sqlite') {
     if (target.file !== ':memory:' && !existsSync(target.file!)) return migrations.map((m) => m.name)
-    const db = new Database(target.file!, { readonly: target.file !== ':memory:', fileMustExist: target.file !== ':memory:' })
+    const db = new (Database())(target.file!, { readonly: target.file !== ':memory:', fileMustExist: target.file !== ':memory:' })
     try {
       const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(TABLE)
       const applied = exists === undefined ? [] : db.prepare(`SELECT name, checksum FROM ${TABLE}`).all() as AppliedRow[]
@@ -92,7 +97,7 @@ export async function pendingMigrations (databaseUrl: string, migrationsDir?: st
       db.close()
     }
   }
-  const client = new pg.Client({ connectionString: target.url, connectionTimeoutMillis: 5000 })
+  const client = new (pg().Client)({ connectionString: target.url, connectionTimeoutMillis: 5000 })
   await client.connect()
   try {
     const { rows } = await client.query<{ exists: boolean }>('SELECT to_regclass($1) IS NOT NULL AS exists', [TABLE])
@@ -110,7 +115,7 @@ function migrateSqlite (target: DatabaseTarget, migrations: Migration[], log?: (
     mkdirSync(dirname(file), { recursive: true })
     createdDatabase = !existsSync(file)
   }
-  const db = new Database(file, { timeout: 10_000 })
+  const db = new (Database())(file, { timeout: 10_000 })
   try {
     db.pragma('journal_mode = WAL')
     db.exec(`CREATE TABLE IF NOT EXISTS ${TABLE} (name TEXT PRIMARY KEY, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)`)
@@ -139,14 +144,14 @@ async function ensurePostgresDatabase (url: string, log?: (line: string) => void
   const parsed = new URL(url)
   const name = decodeURIComponent(parsed.pathname.slice(1))
   parsed.pathname = '/postgres'
-  const admin = new pg.Client({ connectionString: parsed.toString(), connectionTimeoutMillis: 5000 })
+  const admin = new (pg().Client)({ connectionString: parsed.toString(), connectionTimeoutMillis: 5000 })
   await admin.connect()
   try {
     const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])
     if (rowCount !== 0) return false
     log?.(`creating database ${name}`)
     try {
-      await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`)
+      await admin.query(`CREATE DATABASE ${pg().escapeIdentifier(name)}`)
     } catch (err) {
       if ((err as { code?: string }).code !== '42P04') throw err // created meanwhile by another instance
       return false
@@ -159,7 +164,7 @@ async function ensurePostgresDatabase (url: string, log?: (line: string) => void
 
 async function migratePostgres (target: DatabaseTarget, migrations: Migration[], log?: (line: string) => void): Promise<MigrateResult> {
   let createdDatabase = false
-  const client = new pg.Client({ connectionString: target.url, connectionTimeoutMillis: 5000 })
+  const client = new (pg().Client)({ connectionString: target.url, connectionTimeoutMillis: 5000 })
   try {
     await client.connect()
   } catch (err) {

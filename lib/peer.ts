@@ -1,0 +1,43 @@
+// Prisma and its drivers, ioredis and @node-rs/argon2 are optional peer dependencies: an app
+// installs the ones its plugins use. They are loaded when a plugin needs them, never at import,
+// so that a plugin which needs none of them (trusted-issuers, authenticate, rbac) loads none, and
+// a missing one stops the registration with a message that says what to install.
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+
+export class MissingPeerError extends Error {
+  override name = 'MissingPeerError'
+  readonly peer: string
+
+  constructor (peer: string, neededBy: string, options?: { cause?: unknown }) {
+    super(`${neededBy} needs the package ${peer}, which is not installed: run \`npm install ${peer}\` in the app`, options)
+    this.peer = peer
+  }
+}
+
+function isMissing (err: unknown, name: string): boolean {
+  const { code, message } = err as { code?: unknown, message?: unknown }
+  if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') return false
+  return typeof message === 'string' && (message.includes(`'${name}'`) || message.includes(`'${name}/`) || message.includes(`"${name}"`))
+}
+
+/** `require(name)` of a CommonJS peer, or a MissingPeerError naming `neededBy`. */
+export function requirePeer<T> (name: string, neededBy: string): T {
+  try {
+    return require(name) as T
+  } catch (err) {
+    if (isMissing(err, name)) throw new MissingPeerError(name, neededBy, { cause: err })
+    throw err
+  }
+}
+
+/** `import()` of a module that needs the peer `name`; a missing peer becomes a MissingPeerError. */
+export async function importPeer<T> (name: string, neededBy: string, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load()
+  } catch (err) {
+    if (isMissing(err, name)) throw new MissingPeerError(name, neededBy, { cause: err })
+    throw err
+  }
+}
