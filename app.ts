@@ -21,7 +21,7 @@ import { tokens, tokensOptionsFromConfig, type TokensOptions } from './plugins/t
 import wellKnownRoutes from './routes/well-known/index.ts'
 import { sessions, type SessionsOptions } from './plugins/sessions/index.ts'
 import oauthRoutes from './routes/oauth/index.ts'
-import { trustedIssuers, type TrustedIssuersOptions } from './plugins/trusted-issuers/index.ts'
+import { trustedIssuers, type TrustedIssuerInput, type TrustedIssuersOptions } from './plugins/trusted-issuers/index.ts'
 import { rateLimit, type RateLimitPluginOptions } from './plugins/rate-limit/index.ts'
 import { rbac, type RbacOptions } from './plugins/rbac/index.ts'
 import { bootstrapAdmin } from './plugins/rbac/bootstrap-admin.ts'
@@ -79,7 +79,7 @@ export async function registerGatehouse (app: FastifyInstance, { config, ...opti
   await app.register(credentials, options.credentials ?? {})
   await app.register(tokens, { ...tokensOptionsFromConfig(config), ...options.tokens })
   await app.register(sessions, { refreshTokenTtl: config.refreshTokenTtl, refreshTokenMaxTtl: config.refreshTokenMaxTtl, accessTokenTtl: config.accessTokenTtl, reuseGraceSeconds: config.refreshReuseGrace, ...options.sessions })
-  await app.register(trustedIssuers, { ...options.trustedIssuers, issuers: config.trustedIssuers })
+  await app.register(trustedIssuers, { ...options.trustedIssuers, issuers: config.trustedIssuers as TrustedIssuerInput[] })
   await app.register(authenticate, options.authenticate ?? {})
   await app.register(rbac, options.rbac ?? {})
   await app.register(bootstrapAdmin, { email: config.adminEmail, password: config.adminPassword })

@@ -19,10 +19,9 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { gatehouseServer, type AppOptions } from '../../app.ts'
-import { loadConfig } from '../../lib/config.ts'
-import { trustedIssuers } from '../../plugins/trusted-issuers/index.ts'
-import { authenticate } from '../../plugins/authenticate/index.ts'
+import { gatehouseServer, loadConfig, type AppOptions } from 'gatehouse/server'
+import { trustedIssuers } from 'gatehouse/trusted-issuers'
+import { authenticate } from 'gatehouse/authenticate'
 
 export const PREFIX = '/identity'
 

@@ -4,8 +4,7 @@
 // route handlers do not change. Remove the cookie branch when no valid session is left.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { randomBytes } from 'node:crypto'
-import { missingAuthorization } from '../../lib/errors.ts'
-import type { AuthScheme } from '../../lib/auth-user.ts'
+import { missingAuthorization, type AuthScheme } from 'gatehouse/authenticate'
 import { build, type ExistingAppOptions } from './index.ts'
 
 /** The app's legacy session store (in memory here; Redis or a table in a real app). */

@@ -8,14 +8,13 @@
 //   PORT=4001 npx tsx examples/rbac-external/index.ts
 //   curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:4001/orgs/<orgId>/projects
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { errorHandler } from '../../lib/error-handler.ts'
-import { trustedIssuers, type TrustedIssuersOptions } from '../../plugins/trusted-issuers/index.ts'
-import { authenticate } from '../../plugins/authenticate/index.ts'
-import { rbac } from '../../plugins/rbac/index.ts'
+import { trustedIssuers, type TrustedIssuerInput, type TrustedIssuersOptions } from 'gatehouse/trusted-issuers'
+import { authenticate, errorHandler } from 'gatehouse/authenticate'
+import { rbac } from 'gatehouse/rbac'
 
 export interface RbacExternalOptions {
   /** The allowlist, same shape as TRUSTED_ISSUERS. */
-  issuers: unknown[]
+  issuers: readonly TrustedIssuerInput[]
   /** JWKS fetch limits (timeouts, cooldown, caps). */
   limits?: Omit<TrustedIssuersOptions, 'issuers'>
   logger?: FastifyServerOptions['logger']
@@ -61,9 +60,9 @@ export async function buildRbacExternal (options: RbacExternalOptions): Promise<
 }
 
 if (process.argv[1]?.endsWith('examples/rbac-external/index.ts')) {
-  let issuers: unknown[]
+  let issuers: TrustedIssuerInput[]
   try {
-    issuers = JSON.parse(process.env.TRUSTED_ISSUERS ?? '[]') as unknown[]
+    issuers = JSON.parse(process.env.TRUSTED_ISSUERS ?? '[]') as TrustedIssuerInput[]
   } catch (err) {
     process.stderr.write(`rbac-external: TRUSTED_ISSUERS is not valid JSON (${(err as Error).message})\n`)
     process.exit(1)

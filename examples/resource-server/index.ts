@@ -6,14 +6,13 @@
 //   PORT=4000 npx tsx examples/resource-server/index.ts
 //   curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:4000/api/me
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { errorHandler } from '../../lib/error-handler.ts'
-import { trustedIssuers, type TrustedIssuersOptions } from '../../plugins/trusted-issuers/index.ts'
-import { authenticate } from '../../plugins/authenticate/index.ts'
-import { rbac } from '../../plugins/rbac/index.ts'
+import { trustedIssuers, type TrustedIssuerInput, type TrustedIssuersOptions } from 'gatehouse/trusted-issuers'
+import { authenticate, errorHandler } from 'gatehouse/authenticate'
+import { rbac } from 'gatehouse/rbac'
 
 export interface ResourceServerOptions {
   /** The allowlist, same shape as TRUSTED_ISSUERS. */
-  issuers: unknown[]
+  issuers: readonly TrustedIssuerInput[]
   /** JWKS fetch limits (timeouts, cooldown, caps). */
   limits?: Omit<TrustedIssuersOptions, 'issuers'>
   /** Claim holding the roles RBAC checks (the same claim as the issuers' rolesClaim). @default 'roles' */
@@ -44,9 +43,9 @@ export async function buildResourceServer (options: ResourceServerOptions): Prom
 }
 
 if (process.argv[1]?.endsWith('examples/resource-server/index.ts')) {
-  let issuers: unknown[]
+  let issuers: TrustedIssuerInput[]
   try {
-    issuers = JSON.parse(process.env.TRUSTED_ISSUERS ?? '[]') as unknown[]
+    issuers = JSON.parse(process.env.TRUSTED_ISSUERS ?? '[]') as TrustedIssuerInput[]
   } catch (err) {
     process.stderr.write(`resource-server: TRUSTED_ISSUERS is not valid JSON (${(err as Error).message})\n`)
     process.exit(1)

@@ -215,3 +215,4 @@ async function auditPlugin (fastify: FastifyInstance, input: AuditOptions): Prom
 
 export const audit = fp(auditPlugin, { name: 'gatehouse-audit', fastify: '5.x', dependencies: ['gatehouse-store'] })
 export default audit
+export { ERRORS, gatehouseError, isGatehouseError, type ErrorCode, type GatehouseError } from '../../lib/errors.ts'

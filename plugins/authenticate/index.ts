@@ -12,8 +12,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { AuthScheme, AuthUser } from '../../lib/auth-user.ts'
 import { basicError, bearerError, gatehouseError, isGatehouseError, missingAuthorization, REALM, type GatehouseError } from '../../lib/errors.ts'
-import type { Tokens } from '../tokens/index.ts'
-import { userLoader, type UserState } from '../tokens/state.ts'
+import { userLoader } from '../tokens/state.ts'
 import { peekIssuer } from '../tokens/jwt.ts'
 import { AUTH_SCHEMES, decodeBasic, malformed, MAX_BEARER_LENGTH, parseAuthorization } from './parse.ts'
 
@@ -43,6 +42,25 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * What authenticate needs from gatehouse-tokens. Structural, like the two below, so that this
+ * plugin's types (and a resource server's build) never reach the store, Redis or Prisma.
+ */
+interface TokenVerifier {
+  readonly issuer: string
+  verifyFast: (token: string) => AuthUser | Promise<AuthUser>
+  userState: (userId: string) => Promise<PrincipalState | null>
+}
+
+/** The current state of a user (gatehouse-tokens' UserState). */
+interface PrincipalState {
+  id: string
+  email: string
+  status: string
+  deleted: boolean
+  roles: readonly string[]
+}
+
 /** What authenticate needs from gatehouse-credentials. */
 interface CredentialVerifier {
   verifyBasic: (email: string, password: string) => Promise<{ userId: string }>
@@ -56,9 +74,9 @@ interface ExternalVerifier {
 }
 
 interface Collaborators {
-  tokens: Tokens | null
+  tokens: TokenVerifier | null
   /** Current state of a user: fastify.tokens.userState, or a direct read when only the store is registered. */
-  userState: ((userId: string) => Promise<UserState | null>) | null
+  userState: ((userId: string) => Promise<PrincipalState | null>) | null
   /** `iss` of this server's own credentials. */
   issuer: string
   credentials: CredentialVerifier | null
@@ -193,7 +211,7 @@ export function createAuthenticateHook (collaborators: Collaborators, schemes: R
 }
 
 async function authenticatePlugin (fastify: FastifyInstance, options: AuthenticateOptions): Promise<void> {
-  const tokens = fastify.hasDecorator('tokens') ? fastify.tokens : null
+  const tokens: TokenVerifier | null = fastify.hasDecorator('tokens') ? fastify.tokens : null
   const collaborators: Collaborators = {
     tokens,
     userState: tokens !== null ? tokens.userState : fastify.hasDecorator('store') ? userLoader(fastify.store) : null,
@@ -219,3 +237,6 @@ async function authenticatePlugin (fastify: FastifyInstance, options: Authentica
 export const authenticate = fp(authenticatePlugin, { name: 'gatehouse-authenticate', fastify: '5.x' })
 export default authenticate
 export { parseAuthorization, decodeBasic } from './parse.ts'
+export { errorHandler, errorSchema } from '../../lib/error-handler.ts'
+export { ERRORS, gatehouseError, isGatehouseError, missingAuthorization, type ErrorCode, type GatehouseError } from '../../lib/errors.ts'
+export type { AuthUser, AuthScheme } from '../../lib/auth-user.ts'

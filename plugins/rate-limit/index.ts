@@ -3,7 +3,7 @@
 // Counters live in Redis when one is given (fastify.redis of gatehouse-redis, or the `redis`
 // option), so every instance enforces one limit; in this process's memory otherwise.
 import fp from 'fastify-plugin'
-import fastifyRateLimit from '@fastify/rate-limit'
+import fastifyRateLimit, { type RateLimitOptions as RouteRateLimit } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest, RouteOptions, onRequestAsyncHookHandler } from 'fastify'
 import { gatehouseError, serviceUnavailable } from '../../lib/errors.ts'
 import { AUTH_CLASSES, RATE_LIMIT_CLASSES, resolveOptions, type RateLimitClass, type RateLimitOptions, type RateLimitPluginOptions } from './options.ts'
@@ -25,8 +25,6 @@ declare module 'fastify' {
     rateLimitClass?: RateLimitClass
   }
 }
-
-type RouteRateLimit = NonNullable<Exclude<NonNullable<RouteOptions['config']>['rateLimit'], false>>
 
 function isRateLimitClass (value: unknown): value is RateLimitClass {
   return typeof value === 'string' && (RATE_LIMIT_CLASSES as readonly string[]).includes(value)
@@ -125,3 +123,4 @@ async function rateLimitPlugin (fastify: FastifyInstance, input: RateLimitPlugin
 
 export const rateLimit = fp(rateLimitPlugin, { name: 'gatehouse-rate-limit', fastify: '5.x' })
 export default rateLimit
+export { ERRORS, gatehouseError, isGatehouseError, type ErrorCode, type GatehouseError } from '../../lib/errors.ts'

@@ -224,3 +224,5 @@ async function rbacPlugin (fastify: FastifyInstance, input: RbacOptions): Promis
 
 export const rbac = fp(rbacPlugin, { name: 'gatehouse-rbac', fastify: '5.x' })
 export default rbac
+export { ERRORS, gatehouseError, isGatehouseError, type ErrorCode, type GatehouseError } from '../../lib/errors.ts'
+export type { AuthUser } from '../../lib/auth-user.ts'

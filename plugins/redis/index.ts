@@ -134,3 +134,4 @@ async function redisPlugin (fastify: FastifyInstance, options: RedisOptions): Pr
 
 export const redis = fp(redisPlugin, { name: 'gatehouse-redis', fastify: '5.x' })
 export default redis
+export { MissingPeerError } from '../../lib/peer.ts'

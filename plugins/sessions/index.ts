@@ -27,3 +27,5 @@ export default sessions
 export { resolveOptions, type SessionsOptions } from './options.ts'
 export { createSessionService, tokenResponseSchema, type SessionService, type TokenIssuer, type TokenResponse } from './service.ts'
 export { createOAuthClient } from './clients.ts'
+export { SessionsOptionsError } from './options.ts'
+export { ERRORS, gatehouseError, isGatehouseError, type ErrorCode, type GatehouseError } from '../../lib/errors.ts'

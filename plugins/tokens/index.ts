@@ -638,3 +638,5 @@ export function tokensOptionsFromConfig (config: { issuer: string, audience: str
 export type { UserState, ClientState } from './state.ts'
 export type { AccessTokenClaims } from './jwt.ts'
 export type { PublicJwk, KeyInfo } from './keys.ts'
+export { KeyRingError } from './keys.ts'
+export { ERRORS, gatehouseError, isGatehouseError, type ErrorCode, type GatehouseError } from '../../lib/errors.ts'

@@ -38,28 +38,31 @@ export interface TrustedIssuerInput {
   /** Shared secret of an HS256/384/512 issuer (at least as many bytes as the hash output). */
   secret?: string
   /** At least one of these must be in the token's `aud`. */
-  audiences: string[]
+  audiences: readonly string[]
   /** Allowed `alg` values. @default ['RS256'] (['HS256'] with a secret) */
-  algorithms?: string[]
+  algorithms?: readonly string[]
   /** Claims that must be present (own properties) besides iss, sub, exp and aud. @default [] */
-  requiredClaims?: string[]
+  requiredClaims?: readonly string[]
   /**
    * Claim mapped to `AuthUser.roles`: a top-level claim name (tried as is first, so
    * `https://example.com/roles` works), a dot path (`realm_access.roles`) or an array of path
    * segments. The value must be an array of strings or a space/comma separated string. @default none (roles [])
    */
-  rolesClaim?: string | string[]
+  rolesClaim?: string | readonly string[]
   /** Leeway for exp/nbf/iat, seconds (finite, 0..300). @default 30 */
   clockToleranceSeconds?: number
   /** Accepted JOSE `typ` values (e.g. ['at+jwt']); compared case-insensitively without `application/`. @default any */
-  allowedTypes?: string[]
+  allowedTypes?: readonly string[]
   /** Let the key source resolve to private/link-local addresses (an IdP inside your network). @default false */
   allowPrivateNetwork?: boolean
 }
 
 export interface TrustedIssuersOptions {
-  /** The allowlist (CONTRACT §5). @default [] */
-  issuers?: unknown[]
+  /**
+   * The allowlist: one entry per issuer, the same shape as TRUSTED_ISSUERS. Entries are checked
+   * again at registration (values from JSON reach here as well). @default []
+   */
+  issuers?: readonly TrustedIssuerInput[]
   /** Abort a JWKS or discovery request after this many ms (headers and body). @default 5000 */
   timeoutMs?: number
   /** Largest JWKS or discovery body read, bytes (streamed; the request is aborted beyond it). @default 262144 */

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import { ConfigError, loadConfig } from '../../lib/config.ts'
-import { resolveOptions, trustedIssuers } from '../../plugins/trusted-issuers/index.ts'
+import { resolveOptions, trustedIssuers, type TrustedIssuerInput } from '../../plugins/trusted-issuers/index.ts'
 
 const SECRET_31 = 's'.repeat(31)
 
@@ -47,7 +47,7 @@ t.test('every bad entry throws one ConfigError line naming TRUSTED_ISSUERS', asy
   for (const [name, issuers, pattern] of bad) {
     let caught: unknown
     try {
-      resolveOptions({ issuers: issuers as unknown[] })
+      resolveOptions({ issuers: issuers as TrustedIssuerInput[] })
     } catch (err) {
       caught = err
     }
