@@ -1,0 +1,105 @@
+// The public types of the package, as an app sees them through its subpaths: decorators,
+// options and request.user. `npm run test:types` (tstyche) fails when one of them loses its type.
+import Fastify, { type preHandlerAsyncHookHandler } from 'fastify'
+import { describe, expect, test } from 'tstyche'
+import { trustedIssuers, type TrustedIssuerInput, type TrustedIssuers, type TrustedIssuersOptions } from 'gatehouse/trusted-issuers'
+import { authenticate, errorHandler, type AuthenticateHook, type AuthenticateOptions, type AuthUser } from 'gatehouse/authenticate'
+import { rbac, PERMISSION_PRESETS, ROLE_PRESETS, RbacConfigError, type Rbac, type RbacOptions } from 'gatehouse/rbac'
+import { store, type Store, type StoreOptions } from 'gatehouse/store'
+import { credentials, type Credentials, type CredentialsOptions } from 'gatehouse/credentials'
+import { tokens, type Tokens, type TokensOptions } from 'gatehouse/tokens'
+import { sessions, type SessionService, type SessionsOptions } from 'gatehouse/sessions'
+import { rateLimit, type RateLimitPluginOptions } from 'gatehouse/rate-limit'
+import { audit, type Audit } from 'gatehouse/audit'
+import { gatehouseServer, type GatehouseServerOptions } from 'gatehouse/server'
+import { createClient, type GatehouseClient } from 'gatehouse/client'
+import * as root from 'gatehouse'
+
+const app = Fastify()
+
+describe('decorators', () => {
+  test('each plugin types what it decorates', () => {
+    expect(app.trustedIssuers).type.toBe<TrustedIssuers>()
+    expect(app.authenticate).type.toBe<AuthenticateHook>()
+    expect(app.createAuthenticate).type.toBe<(options?: AuthenticateOptions) => AuthenticateHook>()
+    expect(app.rbac).type.toBe<Rbac>()
+    expect(app.requireRole).type.toBe<(...roles: string[]) => preHandlerAsyncHookHandler>()
+    expect(app.requirePermission).type.toBe<(...permissions: string[]) => preHandlerAsyncHookHandler>()
+    expect(app.store).type.toBe<Store>()
+    expect(app.credentials).type.toBe<Credentials>()
+    expect(app.tokens).type.toBe<Tokens>()
+    expect(app.sessions).type.toBe<SessionService>()
+    expect(app.audit).type.toBe<Audit>()
+  })
+
+  test('request.user is the authenticated principal, or null', () => {
+    app.get('/me', { onRequest: app.authenticate }, async (request) => {
+      expect(request.user).type.toBe<AuthUser | null>()
+      expect(request.user!.roles).type.toBe<string[]>()
+      expect(request.user!.external).type.toBe<boolean>()
+      return {}
+    })
+  })
+
+  test('a route guard goes in preHandler, the hook in onRequest', () => {
+    expect(app.get).type.toBeCallableWith('/x', { onRequest: app.authenticate, preHandler: app.requireRole('admin') }, async () => ({}))
+    expect(app.get).type.toBeCallableWith('/x', { config: { rbac: { role: 'admin' } } }, async () => ({}))
+    expect(app.get).type.toBeCallableWith('/x', { config: { rateLimit: { max: 5, timeWindow: 1000 } } }, async () => ({}))
+    expect(app.get).type.not.toBeCallableWith('/x', { config: { rbac: { role: 1 } } }, async () => ({}))
+  })
+})
+
+describe('options', () => {
+  test('the trusted issuers allowlist is typed', () => {
+    expect<TrustedIssuerInput>().type.toBeAssignableFrom({ issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks', audiences: ['api'] })
+    expect<TrustedIssuerInput>().type.not.toBeAssignableFrom({ issuer: 'https://idp.example', jwks_uri: 'https://idp.example/jwks', audiences: ['api'] })
+    expect<TrustedIssuerInput>().type.not.toBeAssignableFrom({ issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks' })
+    expect<TrustedIssuersOptions['issuers']>().type.toBe<readonly TrustedIssuerInput[] | undefined>()
+  })
+
+  test('register checks each plugin\'s options', () => {
+    expect(app.register).type.toBeCallableWith(trustedIssuers, { issuers: [{ issuer: 'https://idp.example', discovery: true, audiences: ['api'] }] })
+    expect(app.register).type.not.toBeCallableWith(trustedIssuers, { issuers: [{ issuer: 'https://idp.example', jwks_uri: 'x', audiences: ['api'] }] })
+    expect(app.register).type.toBeCallableWith(authenticate, { schemes: ['bearer'] })
+    expect(app.register).type.not.toBeCallableWith(authenticate, { schemes: ['cookie'] })
+    expect(app.register).type.toBeCallableWith(rbac, { roles: 'database', rolesClaim: 'realm_access.roles' })
+    expect(app.register).type.not.toBeCallableWith(rbac, { roles: 'nosuchpreset' })
+    expect(app.register).type.toBeCallableWith(store, { databaseUrl: 'file:./data/app.db' })
+    expect(app.register).type.not.toBeCallableWith(store, { migrations: 'sometimes' })
+    expect(app.register).type.toBeCallableWith(tokens, { issuer: 'https://auth.example', keysDir: './keys' })
+    expect(app.register).type.not.toBeCallableWith(tokens, { keysDir: './keys' })
+    expect(app.register).type.toBeCallableWith(credentials, {})
+    expect(app.register).type.toBeCallableWith(sessions, { refreshTokenTtl: 3600 })
+    expect(app.register).type.not.toBeCallableWith(sessions, { refreshTokenTtl: '1h' })
+    expect(app.register).type.toBeCallableWith(rateLimit, {})
+    expect(app.register).type.toBeCallableWith(audit)
+  })
+
+  test('the documented option types are exported', () => {
+    expect<RbacOptions['roles']>().type.toBeAssignableFrom(['admin', 'reader'] as const)
+    expect<StoreOptions['migrations']>().type.toBe<'apply' | 'check' | 'skip' | undefined>()
+    expect<CredentialsOptions>().type.toBeAssignableFrom({})
+    expect<SessionsOptions>().type.toBeAssignableFrom({})
+    expect<TokensOptions['issuer']>().type.toBe<string>()
+    expect<RateLimitPluginOptions>().type.toBeAssignableFrom({})
+    expect<GatehouseServerOptions>().type.toHaveProperty('config')
+    expect(PERMISSION_PRESETS.global).type.toBeAssignableTo<Readonly<Record<string, readonly string[]>>>()
+    expect(ROLE_PRESETS.org).type.toBe<readonly string[]>()
+    expect(new RbacConfigError('x')).type.toBeAssignableTo<Error>()
+  })
+})
+
+describe('the root and the other subpaths', () => {
+  test('the root re-exports the plugins and the error handler', () => {
+    expect(root.trustedIssuers).type.toBe(trustedIssuers)
+    expect(root.authenticate).type.toBe(authenticate)
+    expect(root.rbac).type.toBe(rbac)
+    expect(root.errorHandler).type.toBe(errorHandler)
+    expect(root.gatehouseServer).type.toBe(gatehouseServer)
+  })
+
+  test('gatehouse/client', () => {
+    expect(createClient({ baseUrl: 'https://auth.example' })).type.toBe<GatehouseClient>()
+    expect(createClient).type.not.toBeCallableWith({})
+  })
+})
