@@ -4,6 +4,7 @@ import { keysCommand } from './keys.ts'
 import { usersCommand } from './users.ts'
 import { clientsCommand } from './clients.ts'
 import { auditCommand } from './audit.ts'
+import { prismaCommand } from './prisma.ts'
 
 export { UsageError } from './errors.ts'
 
@@ -18,7 +19,8 @@ export const COMMANDS: Record<string, Command> = {
   keys: keysCommand,
   users: usersCommand,
   clients: clientsCommand,
-  audit: auditCommand
+  audit: auditCommand,
+  prisma: prismaCommand
 }
 
 export function usage (): string {
