@@ -128,8 +128,20 @@ t.test('npm pack in a clean copy of the repo builds the package and ships only w
     'dist/plugins/credentials/common-passwords.txt', 'prisma/schema.prisma',
     'prisma/migrations/sqlite/0001_init/migration.sql', 'prisma/migrations/postgresql/0001_init/migration.sql'
   ]) t.ok(files.includes(file), `ships ${file}`)
-  const stray = files.filter((f) => /^(test|bench|examples|scripts|\.ci|node_modules|coverage|\.tap)\//.test(f) || /^(plugins|lib|routes|cli|client|server)\/.*\.ts$/.test(f) || f === 'prisma.config.ts' || f.includes('tsbuildinfo'))
-  t.same(stray, [], 'no tests, benchmarks, examples, scripts, CI files or TypeScript sources')
+  const stray = files.filter((f) => /^(test|bench|examples|scripts|\.ci|node_modules|coverage|\.tap|prisma\/generated)\//.test(f) || f === 'prisma.config.ts' || f.includes('tsbuildinfo'))
+  t.same(stray, [], 'no tests, benchmarks, examples, scripts, CI files or generated sources')
+  // The declaration maps and source maps point at the TypeScript sources, which ship beside dist/.
+  const unpacked = join(work, 'unpacked')
+  mkdirSync(unpacked)
+  await run('tar', ['xzf', tarball, '-C', unpacked], work)
+  const missing: string[] = []
+  for (const map of files.filter((f) => f.startsWith('dist/') && f.endsWith('.map') && !f.startsWith('dist/prisma/generated/'))) {
+    for (const source of JSON.parse(readFileSync(join(unpacked, 'package', map), 'utf8')).sources as string[]) {
+      const target = join(dirname(join(unpacked, 'package', map)), source)
+      if (!existsSync(target)) missing.push(`${map} -> ${source}`)
+    }
+  }
+  t.same(missing, [], 'every map\'s sources are in the tarball')
 
   const manifest = JSON.parse((await run('tar', ['xzf', tarball, '-O', 'package/package.json'], work)).stdout)
   const installScripts = ['preinstall', 'install', 'postinstall', 'prepare'].filter((s) => manifest.scripts?.[s] !== undefined)
