@@ -1,5 +1,6 @@
 // Renders prisma/schema.prisma once per provider and generates a Prisma client for each.
-// Runs at `npm install` (postinstall); offline: Prisma 6.19's client engine is wasm.
+// Runs at `npm install` in a checkout (prepare) and before `npm pack` (prepack); offline: Prisma
+// 6.19's client engine is wasm.
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'

@@ -18,7 +18,7 @@ import type { Provider } from '../../plugins/store/database-url.ts'
 
 function schemaSql (provider: Provider): string {
   const prisma = join(PACKAGE_ROOT, 'node_modules', 'prisma', 'build', 'index.js')
-  // Render the schema for this provider from the one source of truth, as postinstall does.
+  // Render the schema for this provider from the one source of truth, as scripts/prisma-generate.js does.
   const schema = join(mkdtempSync(join(tmpdir(), 'gatehouse-schema-')), 'schema.prisma')
   writeFileSync(schema, execFileSync(process.execPath, ['-e', `import('${join(PACKAGE_ROOT, 'scripts', 'prisma-generate.js')}').then(m => process.stdout.write(m.renderSchema('${provider}')))`], { encoding: 'utf8' }))
   return execFileSync(process.execPath, [prisma, 'migrate', 'diff', '--config', join(PACKAGE_ROOT, 'prisma.config.ts'), '--from-empty', '--to-schema-datamodel', schema, '--script'], {
