@@ -172,7 +172,17 @@ t.test('installs into a new app with fastify 5: no install script runs, no engin
   const modules = join(app, 'node_modules')
   const size = folderSize(modules) - withoutTools.reduce((sum, p) => sum + (existsSync(join(modules, p)) ? folderSize(join(modules, p)) : 0), 0)
   t.comment(`resource-server install: ${packageCount(modules) - withoutTools.length} packages, ${(size / 1024 / 1024).toFixed(1)} MB (gatehouse + fastify, without typescript and @types/node)`)
-  for (const file of ['resource-server.ts', 'full-app.ts', 'tsconfig.json', 'record-modules.mjs', 'record-hooks.mjs']) cpSync(join(FIXTURES, file), join(app, file))
+  for (const file of ['resource-server.ts', 'full-app.ts', 'tsconfig.json', 'record-modules.mjs', 'record-hooks.mjs', 'missing-peer.mjs']) cpSync(join(FIXTURES, file), join(app, file))
+})
+
+t.test('without the store\'s peers, the root imports and the store says what to install', async (t) => {
+  const result = await run(process.execPath, ['missing-peer.mjs'], app)
+  t.equal(result.code, 0, `runs${result.code === 0 ? '' : `: ${result.stderr}`}`)
+  const outcome = JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>
+  t.equal(outcome.root, 'function', 'import \'gatehouse\' works')
+  t.equal(outcome.missing, true, 'registering the store fails with a MissingPeerError')
+  t.equal(outcome.peer, 'better-sqlite3', 'naming the first peer the SQLite store needs')
+  t.match(outcome.message, /npm install better-sqlite3/, 'and how to install it')
 })
 
 /** Compiles one file of the app (to out/) with the app's tsconfig.json, under both compilers. */
