@@ -14,6 +14,17 @@ import { audit, type Audit } from 'gatehouse/audit'
 import { gatehouseServer, type GatehouseServerOptions } from 'gatehouse/server'
 import { createClient, type GatehouseClient } from 'gatehouse/client'
 import * as root from 'gatehouse'
+import trustedIssuersDefault from 'gatehouse/trusted-issuers'
+import authenticateDefault from 'gatehouse/authenticate'
+import rbacDefault from 'gatehouse/rbac'
+import storeDefault from 'gatehouse/store'
+import credentialsDefault from 'gatehouse/credentials'
+import tokensDefault from 'gatehouse/tokens'
+import sessionsDefault from 'gatehouse/sessions'
+import rateLimitDefault from 'gatehouse/rate-limit'
+import auditDefault from 'gatehouse/audit'
+import serverDefault from 'gatehouse/server'
+import clientDefault from 'gatehouse/client'
 
 const app = Fastify()
 
@@ -96,6 +107,20 @@ describe('the root and the other subpaths', () => {
     expect(root.rbac).type.toBe(rbac)
     expect(root.errorHandler).type.toBe(errorHandler)
     expect(root.gatehouseServer).type.toBe(gatehouseServer)
+  })
+
+  test('each subpath exports its plugin as default too', () => {
+    expect(trustedIssuersDefault).type.toBe(trustedIssuers)
+    expect(authenticateDefault).type.toBe(authenticate)
+    expect(rbacDefault).type.toBe(rbac)
+    expect(storeDefault).type.toBe(store)
+    expect(credentialsDefault).type.toBe(credentials)
+    expect(tokensDefault).type.toBe(tokens)
+    expect(sessionsDefault).type.toBe(sessions)
+    expect(rateLimitDefault).type.toBe(rateLimit)
+    expect(auditDefault).type.toBe(audit)
+    expect(serverDefault).type.toBe(gatehouseServer)
+    expect(clientDefault).type.toBe(createClient)
   })
 
   test('gatehouse/client', () => {
