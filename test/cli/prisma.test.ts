@@ -106,7 +106,7 @@ t.test('an app with its own Prisma schema runs gatehouse-store and gatehouse-cre
   t.teardown(() => prisma.$disconnect())
 
   const app = Fastify()
-  await app.register(store, { prisma: prisma as PrismaClient, provider: 'sqlite' })
+  await app.register(store, { prisma: prisma as unknown as PrismaClient, provider: 'sqlite' })
   await app.register(redis)
   await app.register(credentials, { argon2: { memoryCost: 8192, timeCost: 1 } })
   t.teardown(() => app.close())

@@ -25,7 +25,7 @@ const FIXTURES = join(import.meta.dirname, 'fixtures')
 const LOWEST_TYPESCRIPT = '5.4'
 const CURRENT_TYPESCRIPT = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'node_modules', 'typescript', 'package.json'), 'utf8')).version as string
 /** What a database-free subpath must never load. */
-const HEAVY = /\/node_modules\/(@prisma\/client|@prisma\/adapter-[^/]+|\.prisma|prisma|better-sqlite3|pg|pg-pool|ioredis|@node-rs\/argon2[^/]*)\//
+const HEAVY = /\/node_modules\/(@prisma\/client|@prisma\/adapter-[^/]+|\.prisma|prisma|better-sqlite3|pg|pg-pool|ioredis|@node-rs\/argon2[^/]*)\/|\/gatehouse\/dist\/prisma\//
 /** The store's peers, at the versions the repo is tested with. */
 const STORE_PEERS = ['@prisma/client', '@prisma/adapter-better-sqlite3', '@node-rs/argon2'].map((name) => `${name}@${installedVersion(name)}`)
 
