@@ -1,7 +1,8 @@
 // `npm pack` / `npm publish`: the tarball's package.json carries no `prepare` script, so that npm
 // lists no install script for the package (it never runs `prepare` for a tarball, but reports it).
 // `prepack` calls this with `strip` after the build, `postpack` with `restore`; the repo keeps
-// `prepare`, which generates the Prisma clients at `npm install` in a checkout.
+// `prepare`, which generates the Prisma clients at `npm install` in a checkout. A pack interrupted
+// between the two leaves the original in .package.json.prepack: `restore` puts it back.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
