@@ -14,7 +14,7 @@ import type { AuthScheme, AuthUser } from '../../lib/auth-user.ts'
 import { basicError, bearerError, gatehouseError, isGatehouseError, missingAuthorization, REALM, type GatehouseError } from '../../lib/errors.ts'
 import { userLoader } from '../tokens/state.ts'
 import { peekIssuer } from '../tokens/jwt.ts'
-import { AUTH_SCHEMES, decodeBasic, malformed, MAX_BEARER_LENGTH, parseAuthorization } from './parse.ts'
+import { AUTH_SCHEMES, decodeBasic, hasDuplicateAuthorization, malformed, MAX_BEARER_LENGTH, parseAuthorization } from './parse.ts'
 
 export interface AuthenticateOptions {
   /**
@@ -186,6 +186,7 @@ export function createAuthenticateHook (collaborators: Collaborators, schemes: R
     let scheme: AuthScheme = 'bearer'
     let result: AuthUser | Promise<AuthUser>
     try {
+      if (hasDuplicateAuthorization(request.raw.rawHeaders)) throw malformed('More than one Authorization header')
       const parsed = parseAuthorization(header)
       scheme = parsed.scheme
       if (!schemes.has(scheme)) throw malformed(`The ${scheme === 'apikey' ? 'ApiKey' : scheme === 'basic' ? 'Basic' : 'Bearer'} scheme is not accepted here`)
@@ -236,7 +237,7 @@ async function authenticatePlugin (fastify: FastifyInstance, options: Authentica
 
 export const authenticate = fp(authenticatePlugin, { name: 'gatehouse-authenticate', fastify: '5.x' })
 export default authenticate
-export { parseAuthorization, decodeBasic } from './parse.ts'
+export { parseAuthorization, decodeBasic, hasDuplicateAuthorization } from './parse.ts'
 export { errorHandler, errorSchema } from '../../lib/error-handler.ts'
 export { ERRORS, gatehouseError, isGatehouseError, missingAuthorization, type ErrorCode, type GatehouseError } from '../../lib/errors.ts'
 export type { AuthUser, AuthScheme } from '../../lib/auth-user.ts'
