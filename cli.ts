@@ -1,6 +1,6 @@
 // gatehouse: the operations CLI (`npx gatehouse <command>`, or `npm run cli -- <command>`).
 // Each command lives in cli/<command>.ts. Exit codes: 0 success, 1 failure, 2 usage error.
-import { loadConfig, ConfigError } from './lib/config.ts'
+import { loadConfig, ConfigError } from './server/config.ts'
 import { DatabaseUrlError, MigrationError } from './plugins/store/index.ts'
 import { COMMANDS, usage, UsageError } from './cli/commands.ts'
 

@@ -1,7 +1,7 @@
 // The standalone server: reads the environment (CONTRACT §2), builds the app, listens, logs
 // where it is and what it runs on, and closes gracefully on SIGINT/SIGTERM.
-import { loadConfig, ConfigError, type GatehouseConfig } from './lib/config.ts'
-import { buildApp } from './app.ts'
+import { loadConfig, ConfigError, type GatehouseConfig } from './server/config.ts'
+import { buildApp } from './server/app.ts'
 import { redactDatabaseUrl, DatabaseUrlError, MigrationError, isInfrastructureError } from './plugins/store/index.ts'
 
 export async function start (config: GatehouseConfig): Promise<void> {

@@ -1,8 +1,8 @@
 // What the CLI commands share: the app built quietly (so every invalidation reaches running
 // instances through the same plugins and Redis), argument parsing and table output.
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../app.ts'
-import type { GatehouseConfig } from '../lib/config.ts'
+import { buildApp } from '../server/app.ts'
+import type { GatehouseConfig } from '../server/config.ts'
 import { UsageError } from './errors.ts'
 
 /** Runs `fn` with the whole app (not listening), closed afterwards. Logs only warnings. */

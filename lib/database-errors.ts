@@ -1,5 +1,6 @@
-// Prisma errors translated into Gatehouse's coded errors at the store's boundary.
-import { gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
+// Database errors (Prisma's and the drivers') classified into Gatehouse's coded errors: the one
+// translation the store, the services and the error handler share.
+import { gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from './errors.ts'
 
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'EPIPE', 'EAI_AGAIN',

@@ -5,10 +5,10 @@
 // once (a lost creation race falls back to promotion). The password is never logged.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { ConfigError } from '../../lib/config.ts'
-import { isGatehouseError } from '../../lib/errors.ts'
-import { isUniqueViolation } from '../store/index.ts'
-import { roleList } from './hierarchy.ts'
+import { ConfigError } from '../lib/options.ts'
+import { isGatehouseError } from '../lib/errors.ts'
+import { isUniqueViolation } from '../plugins/store/index.ts'
+import { parseRoles } from '../lib/roles.ts'
 
 export interface BootstrapAdminOptions {
   /** The account's email (normalised by gatehouse-credentials). Nothing happens when unset. */
@@ -34,9 +34,7 @@ async function ensureAdmin (fastify: FastifyInstance, email: string, password: s
       return ensureAdmin(fastify, email, password, role)
     }
   }
-  const roles = (() => {
-    try { return roleList(JSON.parse(existing.roles)) } catch { return [] }
-  })()
+  const roles = parseRoles(existing.roles)
   const fine = roles.includes(role) && existing.status === 'active' && existing.deletedAt === null && existing.passwordHash !== null
   if (fine) return { id: existing.id, result: 'unchanged' }
   await prisma.user.update({

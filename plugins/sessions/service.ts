@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
-import { isInfrastructureError, translatePrismaError } from '../store/errors.ts'
+import { isInfrastructureError, translatePrismaError } from '../../lib/database-errors.ts'
 import type { PrismaClient } from '../store/client.ts'
 import type { ResolvedSessionsOptions } from './options.ts'
 import { REVOCATION_MARGIN_SECONDS } from './options.ts'

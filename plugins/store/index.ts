@@ -3,7 +3,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { createPrismaClient, type PrismaClient } from './client.ts'
-import { translatePrismaError } from './errors.ts'
+import { translatePrismaError } from '../../lib/database-errors.ts'
 import { migrate, pendingMigrations, MigrationError } from './migrate.ts'
 import { parseDatabaseUrl, redactDatabaseUrl, type Provider } from './database-url.ts'
 
@@ -106,7 +106,7 @@ async function storePlugin (fastify: FastifyInstance, options: StoreOptions): Pr
 
 export const store = fp(storePlugin, { name: 'gatehouse-store', fastify: '5.x' })
 export default store
-export { translatePrismaError, isInfrastructureError, isUniqueViolation } from './errors.ts'
+export { translatePrismaError, isInfrastructureError, isUniqueViolation } from '../../lib/database-errors.ts'
 export { migrate, pendingMigrations, MigrationError } from './migrate.ts'
 export { parseDatabaseUrl, redactDatabaseUrl, DatabaseUrlError } from './database-url.ts'
 export type { PrismaClient, Prisma } from './client.ts'

@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { SigningAlgorithm } from '../../lib/config.ts'
+import type { SigningAlgorithm } from '../../lib/algorithms.ts'
 import type { AuthUser } from '../../lib/auth-user.ts'
 import { bearerError, serviceUnavailable } from '../../lib/errors.ts'
 import type { Bus } from '../redis/index.ts'
@@ -623,17 +623,6 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
 
 export const tokens = fp(tokensPlugin, { name: 'gatehouse-tokens', fastify: '5.x', dependencies: ['gatehouse-store'] })
 export default tokens
-
-/** The plugin options of the standalone server, from its configuration. */
-export function tokensOptionsFromConfig (config: { issuer: string, audience: string, keysDir: string, signingAlgorithm: SigningAlgorithm, accessTokenTtl: number }): TokensOptions {
-  return {
-    issuer: config.issuer,
-    audience: config.audience,
-    keysDir: config.keysDir,
-    signingAlgorithm: config.signingAlgorithm,
-    accessTokenTtl: config.accessTokenTtl
-  }
-}
 
 export type { UserState, ClientState } from './state.ts'
 export type { AccessTokenClaims } from './jwt.ts'

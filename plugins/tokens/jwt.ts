@@ -8,14 +8,15 @@
 import { createSigner } from 'fast-jwt'
 import type { GatehouseError } from '../../lib/errors.ts'
 import { bearerError } from '../../lib/errors.ts'
-import type { SigningAlgorithm } from '../../lib/config.ts'
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../lib/algorithms.ts'
+import { isObject, parseSegment } from '../../lib/jwt.ts'
 import { KID_PATTERN, type SigningKey } from './keys.ts'
 
 /** RFC 8725 §3: bound the work an unauthenticated token can cause. */
 export const MAX_TOKEN_LENGTH = 8 * 1024
 export const CLOCK_TOLERANCE_SECONDS = 30
 export const ACCESS_TOKEN_TYPE = 'at+jwt'
-const ALLOWED_ALGORITHMS: ReadonlySet<string> = new Set<SigningAlgorithm>(['RS256', 'ES256', 'EdDSA'])
+const ALLOWED_ALGORITHMS: ReadonlySet<string> = new Set<SigningAlgorithm>(SIGNING_ALGORITHMS)
 /**
  * Three base64url segments (RFC 7515 §7.1); JWE (5 segments) fails here. An empty signature passes
  * the shape check so that it is reported as what it is (INVALID_SIGNATURE) by the verifier.
@@ -64,18 +65,6 @@ function invalid (message: string): GatehouseError {
 }
 
 /** A base64url segment as JSON, or undefined. */
-export function parseSegment (segment: string): unknown {
-  try {
-    return JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
-  } catch {
-    return undefined
-  }
-}
-
-export function isObject (value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value)
-}
-
 /** RFC 9068 §4: `at+jwt`, also as the full media type, compared case-insensitively. */
 function isAccessTokenType (typ: unknown): boolean {
   if (typeof typ !== 'string') return false

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PACKAGE_ROOT } from '../../lib/paths.ts'
 import { createTestDatabase } from '../helpers/databases.ts'
-import { buildApp } from '../../app.ts'
+import { buildApp } from '../../server/app.ts'
 import { testConfig, captureLogs } from '../helpers/build.ts'
 
 interface Result { code: number, stdout: string, stderr: string }
