@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import type { Command } from './commands.ts'
 import { UsageError } from './errors.ts'
+import { parseRoles } from '../lib/roles.ts'
 import { parseArgs, withApp, out } from './context.ts'
 
 async function findUser (app: FastifyInstance, emailOrId: string): Promise<{ id: string, email: string, roles: string[] }> {
@@ -10,7 +11,7 @@ async function findUser (app: FastifyInstance, emailOrId: string): Promise<{ id:
     ? await prisma.user.findUnique({ where: { id: emailOrId.toLowerCase() } })
     : await prisma.user.findUnique({ where: { email: app.credentials.normalizeEmail(emailOrId) } })
   if (user === null || user.deletedAt !== null) throw new CliFailure(`no user ${emailOrId}`)
-  return { id: user.id, email: user.email, roles: JSON.parse(user.roles) }
+  return { id: user.id, email: user.email, roles: parseRoles(user.roles) }
 }
 
 class CliFailure extends Error {}

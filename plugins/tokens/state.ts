@@ -4,6 +4,7 @@
 // after a short safety TTL, and on every request while notices may be missed (bus unhealthy).
 import type { Bus } from '../redis/index.ts'
 import type { Store } from '../store/index.ts'
+import { parseRoles } from '../../lib/roles.ts'
 import { ExpiringLru } from './cache.ts'
 
 export interface UserState {
@@ -25,15 +26,6 @@ export interface StateOptions {
   /** Milliseconds a cached state is trusted without a notice. */
   ttlMs: number
   size: number
-}
-
-function parseRoles (raw: string): readonly string[] {
-  try {
-    const roles = JSON.parse(raw)
-    if (Array.isArray(roles) && roles.every((r) => typeof r === 'string')) return Object.freeze(roles)
-  } catch {}
-  // Unreadable roles grant nothing.
-  return Object.freeze([])
 }
 
 /**
@@ -102,7 +94,7 @@ export function userLoader (store: Store): (id: string) => Promise<UserState | n
       email: row.email,
       status: row.status,
       deleted: row.deletedAt !== null,
-      roles: parseRoles(row.roles),
+      roles: Object.freeze(parseRoles(row.roles)),
       tokenVersion: row.tokenVersion
     })
   }

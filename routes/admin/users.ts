@@ -3,7 +3,7 @@
 // transaction: PostgreSQL takes a transaction-scoped advisory lock, SQLite has one writer.
 import type { PrismaClient, Provider } from '../../plugins/store/index.ts'
 import { gatehouseError } from '../../lib/errors.ts'
-import { roleList } from '../../plugins/rbac/hierarchy.ts'
+import { parseRoles } from '../../lib/roles.ts'
 import { after, encodeCursor, type Cursor } from './paging.ts'
 
 type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0]
@@ -25,14 +25,6 @@ const SELECT = { id: true, email: true, name: true, status: true, roles: true, c
 const TX = { maxWait: 5_000, timeout: 10_000 }
 /** Arbitrary constant key of the advisory lock that serialises global-admin changes (PostgreSQL). */
 const ADMIN_LOCK_KEY = 727_001
-
-function parseRoles (raw: string): string[] {
-  try {
-    return roleList(JSON.parse(raw))
-  } catch {
-    return []
-  }
-}
 
 function toAdminUser (row: { id: string, email: string, name: string | null, status: string, roles: string, createdAt: Date, lastLoginAt: Date | null, deletedAt: Date | null }): AdminUser {
   return { ...row, roles: parseRoles(row.roles) }
