@@ -23,7 +23,7 @@ import { cacheKeyOf, Doorkeeper, ExpiringLru } from './cache.ts'
 import { KEY_ALGORITHMS, loadKeyRing, looseKeyFiles, rotateKey, type KeyRing, type PublicJwk, type SigningKey } from './keys.ts'
 import { CLOCK_TOLERANCE_SECONDS, checkHeader, checkIssuer, checkShape, createKeySigner, parseHeaderSegment, type AccessTokenClaims, type KeySigner } from './jwt.ts'
 import { createKeyVerifier, type KeyVerifier } from './verify.ts'
-import { clientLoader, loadRevokedSessions, localBus, RevokedSessions, StateCache, userLoader, type ClientState, type UserState } from './state.ts'
+import { clientLoader, loadRevokedSessions, RevokedSessions, StateCache, userLoader, type ClientState, type UserState } from './state.ts'
 
 export interface TokensOptions {
   /** `iss` of issued tokens; verified by exact string match. */
@@ -231,7 +231,7 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
   const toleranceSec = options.clockTolerance
   const ttlMs = accessTokenTtl * 1000
   const store = fastify.store
-  const bus: Bus = fastify.hasDecorator('bus') ? fastify.bus : localBus()
+  const bus: Bus = fastify.bus
 
   // ---- key ring -------------------------------------------------------------------------------
   mkdirSync(options.keysDir, { recursive: true, mode: 0o700 })
@@ -621,7 +621,8 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
   fastify.decorate('tokens', tokens)
 }
 
-export const tokens = fp(tokensPlugin, { name: 'gatehouse-tokens', fastify: '5.x', dependencies: ['gatehouse-store'] })
+/** Needs gatehouse-store and a `fastify.bus` (gatehouse-redis, with or without a Redis URL). */
+export const tokens = fp(tokensPlugin, { name: 'gatehouse-tokens', fastify: '5.x', dependencies: ['gatehouse-store'], decorators: { fastify: ['bus'] } })
 export default tokens
 
 export type { UserState, ClientState } from './state.ts'
