@@ -7,6 +7,7 @@ import type { GatehouseConfig } from '../server/config.ts'
 import type { Command } from './commands.ts'
 import { UsageError } from './errors.ts'
 import { parseArgs, table, out } from './context.ts'
+import { AUDIT_EVENTS, type AuditEventType } from '../plugins/audit/index.ts'
 
 /** Tells running instances (through Redis, when configured) to reload their key rings now. */
 async function announce (config: GatehouseConfig): Promise<string> {
@@ -23,7 +24,7 @@ async function announce (config: GatehouseConfig): Promise<string> {
   }
 }
 
-async function auditKeyEvent (config: GatehouseConfig, type: string, details: Record<string, unknown>): Promise<void> {
+async function auditKeyEvent (config: GatehouseConfig, type: AuditEventType, details: Record<string, unknown>): Promise<void> {
   // As at `npm start`: the embedded SQLite database is migrated on first use.
   if (parseDatabaseUrl(config.databaseUrl).provider === 'sqlite') await migrate(config.databaseUrl)
   const { prisma } = await createPrismaClient(config.databaseUrl)
@@ -59,7 +60,7 @@ export const keysCommand: Command = {
         if (!KEY_ALGORITHMS.includes(alg)) throw new UsageError(`--alg must be one of ${KEY_ALGORITHMS.join(', ')}`)
         out(`generating a ${alg} key in ${config.keysDir}...`)
         const key = rotateKey(config.keysDir, alg)
-        await auditKeyEvent(config, 'key_rotated', { kid: key.kid, alg: key.alg })
+        await auditKeyEvent(config, AUDIT_EVENTS.KEY_ROTATED, { kid: key.kid, alg: key.alg })
         out(`new signing key: kid ${key.kid} (${key.alg}); older keys keep verifying until retired`)
         out(await announce(config))
         return 0
@@ -68,7 +69,7 @@ export const keysCommand: Command = {
         const { flags, positional } = parseArgs(rest, { force: false })
         if (positional.length !== 1) throw new UsageError('name exactly one kid to retire')
         const key = retireKey(config.keysDir, positional[0], { force: flags.has('force'), graceSeconds: config.accessTokenTtl })
-        await auditKeyEvent(config, 'key_retired', { kid: key.kid })
+        await auditKeyEvent(config, AUDIT_EVENTS.KEY_RETIRED, { kid: key.kid })
         out(`retired key ${key.kid}: it is no longer published and its tokens no longer verify`)
         out(await announce(config))
         return 0

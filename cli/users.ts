@@ -4,6 +4,7 @@ import type { Command } from './commands.ts'
 import { UsageError } from './errors.ts'
 import { parseRoles } from '../lib/roles.ts'
 import { parseArgs, withApp, out } from './context.ts'
+import { AUDIT_EVENTS } from '../plugins/audit/index.ts'
 
 async function findUser (app: FastifyInstance, emailOrId: string): Promise<{ id: string, email: string, roles: string[] }> {
   const prisma = app.store.prisma
@@ -56,7 +57,7 @@ export const usersCommand: Command = {
             if (err.code === 'CONFLICT') throw new CliFailure(`a user with the email ${positional[0]} already exists`)
             throw err
           })
-          app.audit.record({ type: 'register', outcome: 'success', subjectId: user.id, details: { via: 'cli', roles } })
+          app.audit.record({ type: AUDIT_EVENTS.REGISTER, outcome: 'success', subjectId: user.id, details: { via: 'cli', roles } })
           out(`created user ${user.email} (id ${user.id}, roles ${roles.join(',')})`)
           if (generated) out(`password (shown once): ${password}`)
           return 0
@@ -71,7 +72,7 @@ export const usersCommand: Command = {
           if (roles.length === 0) throw new UsageError('name at least one role')
           await prisma.user.update({ where: { id: user.id }, data: { roles: JSON.stringify(roles) } })
           await app.tokens.userChanged(user.id)
-          app.audit.record({ type: 'roles_changed', outcome: 'success', subjectId: user.id, details: { via: 'cli', from: user.roles, to: roles } })
+          app.audit.record({ type: AUDIT_EVENTS.ROLES_CHANGED, outcome: 'success', subjectId: user.id, details: { via: 'cli', from: user.roles, to: roles } })
           out(`${user.email}: roles ${roles.join(',')} (effective at the user's next request)`)
           return 0
         }
@@ -79,7 +80,7 @@ export const usersCommand: Command = {
         await prisma.user.update({ where: { id: user.id }, data: { status: disabled ? 'disabled' : 'active' } })
         if (disabled) await app.sessions.revokeAllFamilies(user.id, 'disabled')
         await app.tokens.userChanged(user.id)
-        app.audit.record({ type: disabled ? 'user_disabled' : 'user_enabled', outcome: 'success', subjectId: user.id, details: { via: 'cli' } })
+        app.audit.record({ type: disabled ? AUDIT_EVENTS.USER_DISABLED : AUDIT_EVENTS.USER_ENABLED, outcome: 'success', subjectId: user.id, details: { via: 'cli' } })
         out(disabled ? `disabled ${user.email}: its sessions are revoked and its tokens refused` : `enabled ${user.email}`)
         return 0
       })

@@ -9,6 +9,7 @@ import { ConfigError } from '../lib/options.ts'
 import { isGatehouseError } from '../lib/errors.ts'
 import { isUniqueViolation } from '../plugins/store/index.ts'
 import { parseRoles } from '../lib/roles.ts'
+import { AUDIT_EVENTS } from '../plugins/audit/index.ts'
 
 export interface BootstrapAdminOptions {
   /** The account's email (normalised by gatehouse-credentials). Nothing happens when unset. */
@@ -64,7 +65,7 @@ async function bootstrapAdminPlugin (fastify: FastifyInstance, options: Bootstra
   const { id, result } = await ensureAdmin(fastify, email, password, role)
   if (result !== 'unchanged') {
     if (fastify.hasDecorator('tokens')) await fastify.tokens.userChanged(id)
-    fastify.audit.record({ type: 'roles_changed', outcome: 'success', subjectId: id, reason: 'bootstrap_admin', details: { role, result } })
+    fastify.audit.record({ type: AUDIT_EVENTS.ROLES_CHANGED, outcome: 'success', subjectId: id, reason: 'bootstrap_admin', details: { role, result } })
   }
   const what = result === 'created' ? 'created' : result === 'promoted' ? `promoted to ${role} (password left unchanged)` : `already ${role}`
   fastify.log.info({ userId: id, email, result }, `bootstrap admin ${email}: ${what}`)

@@ -13,6 +13,7 @@ import { createTtlCache } from './ttl-cache.ts'
 import { checkPasswordPolicy as checkPolicy, exceedsMaxBytes, isPlausibleEmail, loadCommonPasswords, normalizeEmail, type PasswordPolicy } from './policy.ts'
 import { generateApiKey, hashApiKey, parseApiKey, sameHash } from './api-keys.ts'
 import type { ResolvedCredentialsOptions } from './options.ts'
+import { AUDIT_EVENTS } from '../audit/events.ts'
 
 /** What `fastify.loginThrottle.begin()` hands back (plugins/rate-limit). */
 export interface ThrottleAttempt {
@@ -135,7 +136,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
    * argon2 (a dummy hash for unknown users), then account state, then rehash when needed.
    */
   async function checkPassword (normalizedEmail: string, password: unknown, channel: Channel, request?: FastifyRequest): Promise<User> {
-    const auditType = channel === 'password_change' ? 'password_change' : 'login'
+    const auditType = channel === 'password_change' ? AUDIT_EVENTS.PASSWORD_CHANGE : AUDIT_EVENTS.LOGIN
     const details = channel === 'basic' ? { scheme: 'basic' } : undefined
     // No account has an empty email: nothing to throttle, look up or verify.
     if (normalizedEmail === '') throw invalid(channel)
@@ -213,7 +214,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
   async function login (email: string, password: string, request?: FastifyRequest): Promise<User> {
     const normalizedEmail = normalizeEmail(email)
     const user = await checkPassword(normalizedEmail, password, 'login', request)
-    record({ type: 'login', outcome: 'success', actorId: user.id, subjectId: user.id, request })
+    record({ type: AUDIT_EVENTS.LOGIN, outcome: 'success', actorId: user.id, subjectId: user.id, request })
     return user
   }
 
@@ -333,7 +334,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
       const generated = generateApiKey(options.apiKeyPrefix)
       try {
         const row = await prisma.apiKey.create({ data: { userId, name, prefix: generated.lookup, keyHash: generated.hash } })
-        record({ type: 'api_key_created', outcome: 'success', actorId: userId, subjectId: userId, details: { apiKeyId: row.id, name }, request })
+        record({ type: AUDIT_EVENTS.API_KEY_CREATED, outcome: 'success', actorId: userId, subjectId: userId, details: { apiKeyId: row.id, name }, request })
         return { id: row.id, name: row.name, key: generated.key, prefix: row.prefix, createdAt: row.createdAt }
       } catch (err) {
         // A 64-bit lookup collision: draw again.
@@ -353,7 +354,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     if (row === null) throw gatehouseError('NOT_FOUND', 'No API key with this id')
     if (row.revokedAt === null) {
       await prisma.apiKey.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: new Date() } })
-      record({ type: 'api_key_revoked', outcome: 'success', actorId: userId, subjectId: userId, details: { apiKeyId: id }, request })
+      record({ type: AUDIT_EVENTS.API_KEY_REVOKED, outcome: 'success', actorId: userId, subjectId: userId, details: { apiKeyId: id }, request })
     }
     dropApiKeyLocally(id)
     try {
@@ -370,11 +371,11 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     try {
       normalizedPassword = checkPasswordPolicy(input.password, { email })
     } catch (err) {
-      record({ type: 'register', outcome: 'failure', reason: 'weak_password', request })
+      record({ type: AUDIT_EVENTS.REGISTER, outcome: 'failure', reason: 'weak_password', request })
       throw err
     }
     const taken = () => {
-      record({ type: 'register', outcome: 'failure', reason: 'email_taken', request })
+      record({ type: AUDIT_EVENTS.REGISTER, outcome: 'failure', reason: 'email_taken', request })
       return gatehouseError('EMAIL_TAKEN')
     }
     if (await prisma.user.findUnique({ where: { email }, select: { id: true } }) !== null) throw taken()
@@ -386,7 +387,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
       if (isGatehouseError(err) && err.code === 'CONFLICT') throw taken()
       throw err
     }
-    record({ type: 'register', outcome: 'success', actorId: user.id, subjectId: user.id, request })
+    record({ type: AUDIT_EVENTS.REGISTER, outcome: 'success', actorId: user.id, subjectId: user.id, request })
     return user
   }
 
@@ -401,7 +402,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     try {
       normalizedNew = checkPasswordPolicy(newPassword, { email: current.email })
     } catch (err) {
-      record({ type: 'password_change', outcome: 'failure', reason: 'weak_password', actorId: userId, subjectId: userId, request })
+      record({ type: AUDIT_EVENTS.PASSWORD_CHANGE, outcome: 'failure', reason: 'weak_password', actorId: userId, subjectId: userId, request })
       throw err
     }
     const user = await checkPassword(current.email, currentPassword, 'password_change', request)
@@ -410,7 +411,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     const { count } = await prisma.user.updateMany({ where: { id: userId, passwordHash: user.passwordHash }, data: { passwordHash, passwordChangedAt: now } })
     if (count !== 1) throw gatehouseError('CONFLICT', 'The password was changed concurrently; try again')
     await forgetUser(userId)
-    record({ type: 'password_change', outcome: 'success', actorId: userId, subjectId: userId, request })
+    record({ type: AUDIT_EVENTS.PASSWORD_CHANGE, outcome: 'success', actorId: userId, subjectId: userId, request })
     return { ...user, passwordHash, passwordChangedAt: now }
   }
 

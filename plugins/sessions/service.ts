@@ -12,6 +12,7 @@ import {
   derivedRefreshToken, hashRefreshToken, newFamilyId, newRefreshToken, parseRefreshToken, sameHash
 } from './refresh-token.ts'
 import { parseRoles } from '../../lib/roles.ts'
+import { AUDIT_EVENTS } from '../audit/events.ts'
 
 export interface TokenResponse {
   access_token: string
@@ -209,12 +210,12 @@ export function createSessionService (deps: SessionDependencies) {
       if (graceMs > 0 && now.getTime() - row.usedAt.getTime() <= graceMs && row.successorId !== null) {
         const again = await sameSuccessor(token, row.familyId, row.successorId, now)
         if (again !== null) {
-          audit?.record({ type: 'refresh', outcome: 'success', actorId: row.userId, subjectId: row.userId, details: { sid: row.familyId, clientId, grace: true }, request: ctx.request })
+          audit?.record({ type: AUDIT_EVENTS.REFRESH, outcome: 'success', actorId: row.userId, subjectId: row.userId, details: { sid: row.familyId, clientId, grace: true }, request: ctx.request })
           return again
         }
       }
       if (row.family.revokedAt === null) await revokeFamilies([row.familyId], 'reuse')
-      audit?.record({ type: 'refresh_reuse', outcome: 'failure', reason: 'refresh_token_reused', actorId: row.userId, subjectId: row.userId, details: { sid: row.familyId, clientId }, request: ctx.request })
+      audit?.record({ type: AUDIT_EVENTS.REFRESH_REUSE, outcome: 'failure', reason: 'refresh_token_reused', actorId: row.userId, subjectId: row.userId, details: { sid: row.familyId, clientId }, request: ctx.request })
       deps.log?.warn({ familyId: row.familyId, userId: row.userId }, 'refresh token reuse: session revoked')
       return gatehouseError('REFRESH_TOKEN_REUSED')
     }
@@ -250,7 +251,7 @@ export function createSessionService (deps: SessionDependencies) {
       if (outcome === 'retry') continue
       if (isGatehouseError(outcome)) throw outcome
       if (rotated !== null) {
-        audit?.record({ type: 'refresh', outcome: 'success', actorId: outcome.userId, subjectId: outcome.userId, details: { sid: outcome.familyId, clientId }, request: ctx.request })
+        audit?.record({ type: AUDIT_EVENTS.REFRESH, outcome: 'success', actorId: outcome.userId, subjectId: outcome.userId, details: { sid: outcome.familyId, clientId }, request: ctx.request })
       }
       return { ...outcome.response, userId: outcome.userId }
     }
@@ -262,7 +263,7 @@ export function createSessionService (deps: SessionDependencies) {
     const family = await prisma.refreshFamily.findUnique({ where: { id: sid }, select: { userId: true } }).catch((err: unknown) => { throw infrastructure(err) })
     if (family === null) return
     await revokeFamilies([sid], reason)
-    audit?.record({ type: 'logout', outcome: 'success', reason, actorId: ctx.actorId ?? family.userId, subjectId: family.userId, details: { sid }, request: ctx.request })
+    audit?.record({ type: AUDIT_EVENTS.LOGOUT, outcome: 'success', reason, actorId: ctx.actorId ?? family.userId, subjectId: family.userId, details: { sid }, request: ctx.request })
   }
 
   /**
@@ -284,7 +285,7 @@ export function createSessionService (deps: SessionDependencies) {
       throw infrastructure(err)
     }
     const revoked = await revokeFamilies([...ids], 'logout')
-    audit?.record({ type: 'logout', outcome: 'success', actorId: userId, subjectId: userId, details: { sids: [...ids] }, request: input.request })
+    audit?.record({ type: AUDIT_EVENTS.LOGOUT, outcome: 'success', actorId: userId, subjectId: userId, details: { sids: [...ids] }, request: input.request })
     return revoked
   }
 
@@ -304,7 +305,7 @@ export function createSessionService (deps: SessionDependencies) {
     }
     if (ids.length > 0) await tokens.revokeSids(ids, revocationHorizon())
     await tokens.userChanged(userId)
-    audit?.record({ type: 'logout_all', outcome: 'success', actorId: ctx.actorId ?? userId, subjectId: userId, details: { sessions: ids.length }, request: ctx.request })
+    audit?.record({ type: AUDIT_EVENTS.LOGOUT_ALL, outcome: 'success', actorId: ctx.actorId ?? userId, subjectId: userId, details: { sessions: ids.length }, request: ctx.request })
     return ids.length
   }
 

@@ -7,6 +7,7 @@ import { highestRole } from '../../plugins/rbac/hierarchy.ts'
 import { createUserAdmin, type StatusFilter, type UserChange } from './users.ts'
 import { listAuditEvents } from './audit.ts'
 import { badQuery, decodeCursor, pageSize, pagingQuery } from './paging.ts'
+import { AUDIT_EVENTS, type AuditEventType } from '../../plugins/audit/index.ts'
 
 export { createUserAdmin } from './users.ts'
 export { listAuditEvents } from './audit.ts'
@@ -62,7 +63,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     if (shut) await fastify.sessions.revokeAllFamilies(id, reason)
   }
 
-  function auditChange (request: FastifyRequest, type: string, change: UserChange, details?: Record<string, unknown>): void {
+  function auditChange (request: FastifyRequest, type: AuditEventType, change: UserChange, details?: Record<string, unknown>): void {
     fastify.audit.record({ type, outcome: 'success', actorId: request.user?.id, subjectId: change.user.id, details, request })
   }
 
@@ -115,9 +116,9 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     const change = await users.update(request.params.id, request.body)
     const { before, user } = change
     await enforce(change, user.status === 'active' ? 'admin' : 'admin_disabled')
-    if (before.status !== user.status) auditChange(request, user.status === 'active' ? 'user_enabled' : 'user_disabled', change)
+    if (before.status !== user.status) auditChange(request, user.status === 'active' ? AUDIT_EVENTS.USER_ENABLED : AUDIT_EVENTS.USER_DISABLED, change)
     if (JSON.stringify([...before.roles].sort()) !== JSON.stringify([...user.roles].sort())) {
-      auditChange(request, 'roles_changed', change, { from: before.roles, to: user.roles })
+      auditChange(request, AUDIT_EVENTS.ROLES_CHANGED, change, { from: before.roles, to: user.roles })
     }
     return user
   })
@@ -133,7 +134,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   }, async (request, reply) => {
     const change = await users.softDelete(request.params.id)
     await enforce(change, 'admin_deleted')
-    auditChange(request, 'user_deleted', change)
+    auditChange(request, AUDIT_EVENTS.USER_DELETED, change)
     return reply.code(204).send()
   })
 

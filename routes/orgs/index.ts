@@ -9,6 +9,7 @@ import { highestRole } from '../../plugins/rbac/hierarchy.ts'
 import { normalizeEmail } from '../../plugins/credentials/policy.ts'
 import { createOrgService } from './service.ts'
 import { bearer, errorRef, member, memberParams, orgDetail, orgParams, orgSummary } from './schemas.ts'
+import { AUDIT_EVENTS, type AuditEventType } from '../../plugins/audit/index.ts'
 
 export { slugify, nextFreeSlug } from './slug.ts'
 export { createOrgService } from './service.ts'
@@ -38,7 +39,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
 
   fastify.addHook('onRequest', fastify.authenticate)
 
-  async function changed (request: FastifyRequest, type: string, orgId: string, subjectId: string, details: Record<string, unknown>): Promise<void> {
+  async function changed (request: FastifyRequest, type: AuditEventType, orgId: string, subjectId: string, details: Record<string, unknown>): Promise<void> {
     await fastify.rbac.membershipChanged(subjectId, orgId)
     fastify.audit.record({ type, outcome: 'success', actorId: request.user?.id, subjectId, orgId, details, request })
   }
@@ -61,7 +62,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
     const user = accountOf(request)
     const org = await service.create(user.id, request.body.name.trim())
     await fastify.rbac.membershipChanged(user.id, org.id)
-    fastify.audit.record({ type: 'org_created', outcome: 'success', actorId: user.id, subjectId: user.id, orgId: org.id, details: { slug: org.slug, role: adminRole }, request })
+    fastify.audit.record({ type: AUDIT_EVENTS.ORG_CREATED, outcome: 'success', actorId: user.id, subjectId: user.id, orgId: org.id, details: { slug: org.slug, role: adminRole }, request })
     return reply.code(201).send(org)
   })
 
@@ -94,7 +95,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
   }, async (request, reply) => {
     const { orgId } = request.params
     const added = await service.addMember(orgId, normalizeEmail(request.body.email), request.body.role)
-    await changed(request, 'membership_added', orgId, added.id, { role: added.role })
+    await changed(request, AUDIT_EVENTS.MEMBERSHIP_ADDED, orgId, added.id, { role: added.role })
     return reply.code(201).send(added)
   })
 
@@ -111,7 +112,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
   }, async (request) => {
     const { orgId, userId } = request.params
     const { previous, ...updated } = await service.changeRole(orgId, userId, request.body.role, ownActor(request))
-    if (previous !== updated.role) await changed(request, 'membership_changed', orgId, userId, { from: previous, to: updated.role })
+    if (previous !== updated.role) await changed(request, AUDIT_EVENTS.MEMBERSHIP_CHANGED, orgId, userId, { from: previous, to: updated.role })
     return updated
   })
 
@@ -127,7 +128,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
   }, async (request, reply) => {
     const { orgId, userId } = request.params
     const role = await service.removeMember(orgId, userId, ownActor(request))
-    await changed(request, 'membership_removed', orgId, userId, { role })
+    await changed(request, AUDIT_EVENTS.MEMBERSHIP_REMOVED, orgId, userId, { role })
     return reply.code(204).send()
   })
 }
