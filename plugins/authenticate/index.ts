@@ -13,8 +13,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import type { AuthScheme, AuthUser } from '../../lib/auth-user.ts'
 import { basicError, bearerError, gatehouseError, isGatehouseError, missingAuthorization, REALM, type GatehouseError } from '../../lib/errors.ts'
 import type { Tokens } from '../tokens/index.ts'
-import { userLoader, type UserState } from '../tokens/state.ts'
-import { peekIssuer } from '../tokens/jwt.ts'
+import { userLoader, type UserState } from '../tokens/index.ts'
+import { peekIssuer } from '../../lib/jwt.ts'
 import { AUTH_SCHEMES, decodeBasic, malformed, MAX_BEARER_LENGTH, parseAuthorization } from './parse.ts'
 
 export interface AuthenticateOptions {

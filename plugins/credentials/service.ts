@@ -4,7 +4,7 @@ import { createHmac, randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import createError from '@fastify/error'
 import { basicError, gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
-import type { PrismaClient } from '../store/client.ts'
+import type { PrismaClient } from '../store/index.ts'
 import type { User } from '../../prisma/generated/sqlite/client.ts'
 import type { Bus } from '../redis/index.ts'
 import type { Audit, AuditEventInput } from '../audit/index.ts'
@@ -13,7 +13,7 @@ import { createTtlCache } from './ttl-cache.ts'
 import { checkPasswordPolicy as checkPolicy, exceedsMaxBytes, isPlausibleEmail, loadCommonPasswords, normalizeEmail, type PasswordPolicy } from './policy.ts'
 import { generateApiKey, hashApiKey, parseApiKey, sameHash } from './api-keys.ts'
 import type { ResolvedCredentialsOptions } from './options.ts'
-import { AUDIT_EVENTS } from '../audit/events.ts'
+import { AUDIT_EVENTS } from '../audit/index.ts'
 
 /** What `fastify.loginThrottle.begin()` hands back (plugins/rate-limit). */
 export interface ThrottleAttempt {

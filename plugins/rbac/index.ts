@@ -18,7 +18,7 @@ import { createMembershipCache, type MembershipCache } from './memberships.ts'
 
 export { ROLE_PRESETS, PERMISSION_PRESETS, resolveOptions, readClaim } from './options.ts'
 export type { RbacOptions, ResolvedRbacOptions, MembershipResolver, PresetName } from './options.ts'
-export { createHierarchy, RbacConfigError } from './hierarchy.ts'
+export { createHierarchy, highestRole, RbacConfigError } from './hierarchy.ts'
 export type { Hierarchy, HierarchyInput, PermissionMap } from './hierarchy.ts'
 export { createMembershipCache } from './memberships.ts'
 

@@ -5,14 +5,14 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
 import { isInfrastructureError, translatePrismaError } from '../../lib/database-errors.ts'
-import type { PrismaClient } from '../store/client.ts'
+import type { PrismaClient } from '../store/index.ts'
 import type { ResolvedSessionsOptions } from './options.ts'
 import { REVOCATION_MARGIN_SECONDS } from './options.ts'
 import {
   derivedRefreshToken, hashRefreshToken, newFamilyId, newRefreshToken, parseRefreshToken, sameHash
 } from './refresh-token.ts'
 import { parseRoles } from '../../lib/roles.ts'
-import { AUDIT_EVENTS } from '../audit/events.ts'
+import { AUDIT_EVENTS } from '../audit/index.ts'
 
 export interface TokenResponse {
   access_token: string

@@ -625,6 +625,7 @@ async function tokensPlugin (fastify: FastifyInstance, rawOptions: TokensOptions
 export const tokens = fp(tokensPlugin, { name: 'gatehouse-tokens', fastify: '5.x', dependencies: ['gatehouse-store'], decorators: { fastify: ['bus'] } })
 export default tokens
 
+export { userLoader } from './state.ts'
 export type { UserState, ClientState } from './state.ts'
 export type { AccessTokenClaims } from './jwt.ts'
 export type { PublicJwk, KeyInfo } from './keys.ts'

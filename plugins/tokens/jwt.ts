@@ -9,19 +9,14 @@ import { createSigner } from 'fast-jwt'
 import type { GatehouseError } from '../../lib/errors.ts'
 import { bearerError } from '../../lib/errors.ts'
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../lib/algorithms.ts'
-import { isObject, parseSegment } from '../../lib/jwt.ts'
+import { checkShape, isObject, parseSegment, peekIssuer } from '../../lib/jwt.ts'
+
+export { checkShape, MAX_TOKEN_LENGTH, peekIssuer } from '../../lib/jwt.ts'
 import { KID_PATTERN, type SigningKey } from './keys.ts'
 
-/** RFC 8725 §3: bound the work an unauthenticated token can cause. */
-export const MAX_TOKEN_LENGTH = 8 * 1024
 export const CLOCK_TOLERANCE_SECONDS = 30
 export const ACCESS_TOKEN_TYPE = 'at+jwt'
 const ALLOWED_ALGORITHMS: ReadonlySet<string> = new Set<SigningAlgorithm>(SIGNING_ALGORITHMS)
-/**
- * Three base64url segments (RFC 7515 §7.1); JWE (5 segments) fails here. An empty signature passes
- * the shape check so that it is reported as what it is (INVALID_SIGNATURE) by the verifier.
- */
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 /** Header members that change how a JWS is processed; Gatehouse issues none of them. */
 const FORBIDDEN_HEADER_MEMBERS = ['crit', 'b64', 'enc', 'zip', 'cty'] as const
 
@@ -78,12 +73,6 @@ export function parseHeader (token: string): Record<string, unknown> {
   return parseHeaderSegment(token.slice(0, token.indexOf('.')))
 }
 
-/** Size and shape (RFC 7515 §7.1) of a compact JWS. Throws INVALID_TOKEN. */
-export function checkShape (token: string): void {
-  if (token.length > MAX_TOKEN_LENGTH) throw invalid('The token is too large')
-  if (!COMPACT_JWS.test(token)) throw invalid('The token is not a compact JWS')
-}
-
 /** The first segment of a token whose shape was checked, as a JSON object. Throws INVALID_TOKEN. */
 export function parseHeaderSegment (segment: string): Record<string, unknown> {
   const header = parseSegment(segment)
@@ -128,15 +117,6 @@ export function decodeAccessToken (token: string, issuer: string): DecodedToken 
   return { header, payload, kid, alg }
 }
 
-/** Reads `iss` of a token's payload without verifying anything (to route it to its verifier). */
-export function peekIssuer (token: string): unknown {
-  if (token.length > MAX_TOKEN_LENGTH) throw invalid('The token is too large')
-  if (!COMPACT_JWS.test(token)) throw invalid('The token is not a compact JWS')
-  const dot1 = token.indexOf('.')
-  const payload = parseSegment(token.slice(dot1 + 1, token.indexOf('.', dot1 + 1)))
-  if (!isObject(payload)) throw invalid('The token payload is not a JSON object')
-  return payload.iss
-}
 
 function isStringArray (value: unknown): value is string[] {
   if (!Array.isArray(value)) return false

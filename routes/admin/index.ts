@@ -3,7 +3,7 @@
 // state is dropped on every instance (tokens.userChanged), and for disable/delete every refresh
 // family is revoked together with its live access tokens (sessions.revokeAllFamilies).
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { highestRole } from '../../plugins/rbac/hierarchy.ts'
+import { highestRole } from '../../plugins/rbac/index.ts'
 import { createUserAdmin, type StatusFilter, type UserChange } from './users.ts'
 import { listAuditEvents } from './audit.ts'
 import { badQuery, decodeCursor, pageSize, pagingQuery } from './paging.ts'

@@ -3,8 +3,8 @@
 // (client_id + client_secret in the body), never both. Without credentials the caller is the
 // public client named by client_id, or the built-in public client when client_id is omitted.
 import type { FastifyRequest } from 'fastify'
-import type { PrismaClient } from '../../plugins/store/client.ts'
-import { findOAuthClient, verifyClientSecret } from '../../plugins/sessions/clients.ts'
+import type { PrismaClient } from '../../plugins/store/index.ts'
+import { findOAuthClient, verifyClientSecret } from '../../plugins/sessions/index.ts'
 import { invalidClient, invalidRequest } from './errors.ts'
 
 export interface IdentifiedClient {

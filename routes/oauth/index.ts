@@ -3,8 +3,8 @@
 // here is answered in RFC 6749 §5.2 form; responses carry Cache-Control: no-store (§5.1).
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { isGatehouseError } from '../../lib/errors.ts'
-import { REFRESH_TOKEN_MAX_LENGTH, parseRefreshToken } from '../../plugins/sessions/refresh-token.ts'
-import { DEFAULT_CLIENT_ID } from '../../plugins/sessions/options.ts'
+import { REFRESH_TOKEN_MAX_LENGTH, parseRefreshToken } from '../../lib/refresh-token.ts'
+import { DEFAULT_CLIENT_ID } from '../../plugins/sessions/index.ts'
 import { identifyClient, type ClientFields, type IdentifiedClient } from './client-auth.ts'
 import { OAuthError, invalidClient, invalidRequest, oauthErrorHandler, oauthErrorSchema } from './errors.ts'
 import { parseRoles } from '../../lib/roles.ts'
