@@ -204,7 +204,11 @@ export function createSessionService (deps: SessionDependencies) {
     if (row.user.deletedAt !== null) return gatehouseError('USER_NOT_FOUND')
     if (row.user.status !== 'active') return gatehouseError('ACCOUNT_DISABLED')
     // A used token presented again is reuse whatever happened to its family since (RFC 9700 §4.14.2).
-    if (row.usedAt === null && (row.family.revokedAt !== null || row.revokedAt !== null)) return gatehouseError('TOKEN_REVOKED')
+    // An unused token of a family revoked for reuse is a revoked refresh token (CONTRACT §4):
+    // its holder may be the thief as well as the victim, and learns no more than that.
+    if (row.usedAt === null && (row.family.revokedAt !== null || row.revokedAt !== null)) {
+      return row.family.revokedReason === 'reuse' ? invalid() : gatehouseError('TOKEN_REVOKED')
+    }
     if (row.usedAt !== null) {
       const graceMs = options.reuseGraceSeconds * 1000
       if (graceMs > 0 && now.getTime() - row.usedAt.getTime() <= graceMs && row.successorId !== null) {
