@@ -14,17 +14,10 @@ import { checkPasswordPolicy as checkPolicy, exceedsMaxBytes, isPlausibleEmail, 
 import { generateApiKey, hashApiKey, parseApiKey, sameHash } from './api-keys.ts'
 import type { ResolvedCredentialsOptions } from './options.ts'
 import { AUDIT_EVENTS } from '../audit/index.ts'
+import type { LoginAttempt, LoginThrottle } from '../rate-limit/index.ts'
 
-/** What `fastify.loginThrottle.begin()` hands back (plugins/rate-limit). */
-export interface ThrottleAttempt {
-  fail: () => Promise<void>
-  succeed: () => Promise<void>
-  /** No verdict (an infrastructure fault): frees the reservation without counting anything. */
-  release?: () => Promise<void>
-}
-export interface LoginThrottle {
-  begin: (accountKey: string) => Promise<ThrottleAttempt>
-}
+/** `fastify.loginThrottle` (gatehouse-rate-limit) and what its `begin()` hands back. */
+export type { LoginThrottle, LoginAttempt as ThrottleAttempt }
 
 export interface CredentialsDeps {
   prisma: PrismaClient
@@ -141,7 +134,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     // No account has an empty email: nothing to throttle, look up or verify.
     if (normalizedEmail === '') throw invalid(channel)
     const throttle = deps.loginThrottle()
-    let attempt: ThrottleAttempt | null = null
+    let attempt: LoginAttempt | null = null
     if (throttle !== null) {
       try {
         attempt = await throttle.begin(normalizedEmail)
