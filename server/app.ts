@@ -25,6 +25,8 @@ import { trustedIssuers, type TrustedIssuersOptions } from '../plugins/trusted-i
 import { rateLimit, type RateLimitPluginOptions } from '../plugins/rate-limit/index.ts'
 import { rbac, type RbacOptions } from '../plugins/rbac/index.ts'
 import { bootstrapAdmin } from './bootstrap-admin.ts'
+import { users } from '../plugins/users/index.ts'
+import { orgs } from '../plugins/orgs/index.ts'
 import { authenticate, type AuthenticateOptions } from '../plugins/authenticate/index.ts'
 import { sessionsOptionsFromConfig, tokensOptionsFromConfig } from './plugin-options.ts'
 import authRoutes from '../routes/auth/index.ts'
@@ -83,6 +85,8 @@ export async function registerGatehouse (app: FastifyInstance, { config, ...opti
   await app.register(trustedIssuers, { ...options.trustedIssuers, issuers: config.trustedIssuers })
   await app.register(authenticate, options.authenticate ?? {})
   await app.register(rbac, options.rbac ?? {})
+  await app.register(users)
+  await app.register(orgs)
   await app.register(bootstrapAdmin, { email: config.adminEmail, password: config.adminPassword })
 
   await app.register(healthRoutes)

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
+import { StartupError } from '../../lib/startup-error.ts'
 
 export interface RedisOptions {
   /** redis:// URL; when absent everything stays in process. */
@@ -113,7 +114,7 @@ async function redisPlugin (fastify: FastifyInstance, options: RedisOptions): Pr
   } catch (err) {
     client.disconnect()
     subscriber.disconnect()
-    throw new Error(`REDIS_URL: cannot connect to Redis (${(err as Error).message})`)
+    throw new StartupError('REDIS_UNREACHABLE', `REDIS_URL: cannot connect to Redis (${(err as Error).message})`, { cause: err })
   }
 
   fastify.decorate('redis', client)

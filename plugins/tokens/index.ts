@@ -37,7 +37,7 @@ export {
   DEFAULT_USER_STATE_CACHE_SIZE, DEFAULT_USER_STATE_TTL, DEFAULT_KEYS_RELOAD_INTERVAL
 } from './options.ts'
 export type { TokensOptions, ResolvedTokensOptions } from './options.ts'
-export { KEY_RELOAD_MIN_INTERVAL_MS } from './key-ring.ts'
+export { KEY_RELOAD_MIN_INTERVAL_MS, KEYS_CHANNEL } from './key-ring.ts'
 export { userLoader } from './state.ts'
 export type { UserState, ClientState } from './state.ts'
 export type { AccessTokenClaims } from './jwt.ts'

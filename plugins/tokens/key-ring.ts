@@ -10,6 +10,8 @@ import { loadKeyRing, looseKeyFiles, rotateKey, type KeyRing, type PublicJwk, ty
 import { createKeySigner, type KeySigner, type VerifierSettings } from './jwt.ts'
 import { createKeyVerifier, type KeyVerifier } from './verify.ts'
 
+/** The bus channel on which a change of the keys folder is announced (`gatehouse keys`). */
+export const KEYS_CHANNEL = 'keys'
 /** An unknown kid of our issuer re-reads the keys folder at most this often. */
 export const KEY_RELOAD_MIN_INTERVAL_MS = 1000
 

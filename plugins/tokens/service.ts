@@ -9,7 +9,7 @@ import type { Bus } from '../redis/index.ts'
 import type { Store } from '../store/index.ts'
 import { createAccessTokenVerifier } from './access-token-verifier.ts'
 import { cacheKeyOf } from './cache.ts'
-import { openKeyRing, type KeyRingLog } from './key-ring.ts'
+import { KEYS_CHANNEL, openKeyRing, type KeyRingLog } from './key-ring.ts'
 import type { PublicJwk } from './keys.ts'
 import type { ResolvedTokensOptions } from './options.ts'
 import { createPrincipals, type Principals } from './principal.ts'
@@ -83,7 +83,7 @@ export async function createTokens (options: ResolvedTokensOptions, { store, bus
     throw err
   }
   // `gatehouse keys rotate|retire` announces a change on this channel.
-  bus.subscribe('keys', () => {
+  bus.subscribe(KEYS_CHANNEL, () => {
     ring.scheduleReload().catch(() => {})
   })
 

@@ -5,14 +5,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
 import type { AuthUser } from '../../lib/auth-user.ts'
-import { highestRole } from '../../plugins/rbac/index.ts'
-import { normalizeEmail } from '../../plugins/credentials/index.ts'
-import { createOrgService } from './service.ts'
+import type { OrgChangeContext } from '../../plugins/orgs/index.ts'
 import { bearer, errorRef, member, memberParams, orgDetail, orgParams, orgSummary } from './schemas.ts'
-import { AUDIT_EVENTS, type AuditEventType } from '../../plugins/audit/index.ts'
-
-export { slugify, nextFreeSlug } from './slug.ts'
-export { createOrgService } from './service.ts'
 
 const errors = { 400: errorRef, 401: errorRef, 403: errorRef, 404: errorRef, 409: errorRef, 503: errorRef }
 
@@ -25,24 +19,23 @@ function accountOf (request: FastifyRequest): AuthUser {
   return user
 }
 
-/** The actor's id when its org role comes from our membership table (not from an external token's claim). */
-function ownActor (request: FastifyRequest): string | undefined {
-  return request.user !== null && !request.user.external ? request.user.id : undefined
+/**
+ * The actor of a change; an own account's org admin role (from our membership table, not from an
+ * external token's claim) is checked again under the organization's lock.
+ */
+function by (request: FastifyRequest): OrgChangeContext {
+  const user = request.user
+  return { actorId: user?.id ?? null, ownActorId: user !== null && !user.external ? user.id : undefined, request }
 }
 
 export default async function orgRoutes (fastify: FastifyInstance): Promise<void> {
   const orgRoles = fastify.rbac.options.org
-  const adminRole = highestRole(orgRoles, orgRoles.roles) ?? 'admin'
+  const service = fastify.orgs
+  const adminRole = service.adminRole
   const lowestRole = [...orgRoles.roles].sort((a, b) => (orgRoles.grants.get(a)?.size ?? 0) - (orgRoles.grants.get(b)?.size ?? 0))[0]
   const roleSchema = { type: 'string', enum: [...orgRoles.roles] } as const
-  const service = createOrgService(fastify.store.prisma, adminRole)
 
   fastify.addHook('onRequest', fastify.authenticate)
-
-  async function changed (request: FastifyRequest, type: AuditEventType, orgId: string, subjectId: string, details: Record<string, unknown>): Promise<void> {
-    await fastify.rbac.membershipChanged(subjectId, orgId)
-    fastify.audit.record({ type, outcome: 'success', actorId: request.user?.id, subjectId, orgId, details, request })
-  }
 
   fastify.post<{ Body: { name: string } }>('/', {
     prefixTrailingSlash: 'no-slash',
@@ -60,9 +53,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
     }
   }, async (request, reply) => {
     const user = accountOf(request)
-    const org = await service.create(user.id, request.body.name.trim())
-    await fastify.rbac.membershipChanged(user.id, org.id)
-    fastify.audit.record({ type: AUDIT_EVENTS.ORG_CREATED, outcome: 'success', actorId: user.id, subjectId: user.id, orgId: org.id, details: { slug: org.slug, role: adminRole }, request })
+    const org = await service.create(user.id, request.body.name.trim(), by(request))
     return reply.code(201).send(org)
   })
 
@@ -94,8 +85,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
     preHandler: fastify.requireOrgRole(adminRole)
   }, async (request, reply) => {
     const { orgId } = request.params
-    const added = await service.addMember(orgId, normalizeEmail(request.body.email), request.body.role)
-    await changed(request, AUDIT_EVENTS.MEMBERSHIP_ADDED, orgId, added.id, { role: added.role })
+    const added = await service.addMember(orgId, request.body.email, request.body.role, by(request))
     return reply.code(201).send(added)
   })
 
@@ -111,8 +101,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
     preHandler: fastify.requireOrgRole(adminRole)
   }, async (request) => {
     const { orgId, userId } = request.params
-    const { previous, ...updated } = await service.changeRole(orgId, userId, request.body.role, ownActor(request))
-    if (previous !== updated.role) await changed(request, AUDIT_EVENTS.MEMBERSHIP_CHANGED, orgId, userId, { from: previous, to: updated.role })
+    const { previous, ...updated } = await service.changeRole(orgId, userId, request.body.role, by(request))
     return updated
   })
 
@@ -127,8 +116,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
     preHandler: fastify.requireOrgRole(adminRole)
   }, async (request, reply) => {
     const { orgId, userId } = request.params
-    const role = await service.removeMember(orgId, userId, ownActor(request))
-    await changed(request, AUDIT_EVENTS.MEMBERSHIP_REMOVED, orgId, userId, { role })
+    await service.removeMember(orgId, userId, by(request))
     return reply.code(204).send()
   })
 }
