@@ -7,6 +7,7 @@ const CONNECTION_CODES = new Set([
   '57P01', '57P02', '57P03', // PostgreSQL: admin shutdown, crash shutdown, cannot connect now
   '53300', // too many connections
   '08000', '08001', '08003', '08004', '08006', // connection exceptions
+  '3D000', '28000', '28P01', // PostgreSQL: no such database, authorization refused, bad password
   'SQLITE_BUSY', 'SQLITE_CANTOPEN', 'SQLITE_IOERR', 'SQLITE_FULL'
 ])
 

@@ -7,6 +7,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { sanitizeDetails, sanitizeText } from './sanitize.ts'
+import { optionChecks } from '../../lib/options.ts'
 
 export { sanitizeDetails, sanitizeText, isSecretKey, looksLikeSecret, REDACTED } from './sanitize.ts'
 
@@ -79,10 +80,10 @@ export const DEFAULT_ATTEMPTS = 3
 export const DEFAULT_MAX_QUEUE = 10_000
 const RETRY_DELAY_MS = 100
 
+const check = optionChecks('gatehouse-audit')
+
 function positive (name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < 1) throw new TypeError(`gatehouse-audit: ${name} must be a whole number >= 1`)
-  return value
+  return check.integer(name, value, fallback, { min: 1 })
 }
 
 export function resolveOptions (input: AuditOptions = {}): Readonly<Required<AuditOptions>> {

@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
+import { OptionsError, optionChecks } from '../../lib/options.ts'
 
 /** OWASP Password Storage Cheat Sheet floor for argon2id: m=19 MiB, t=2, p=1. */
 export const DEFAULT_MEMORY_COST_KIB = 19_456
@@ -94,16 +95,15 @@ export interface ResolvedCredentialsOptions {
   apiKeyPrefix: string
 }
 
-export class CredentialsOptionsError extends Error {
+/** A bad option of gatehouse-credentials (an OptionsError: `code`, `plugin`, `option`). */
+export class CredentialsOptionsError extends OptionsError {
   override name = 'CredentialsOptionsError'
 }
 
+const check = optionChecks('gatehouse-credentials', CredentialsOptionsError)
+
 function integer (name: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new CredentialsOptionsError(`credentials: ${name} must be an integer between ${min} and ${max}, got ${String(value)}`)
-  }
-  return value
+  return check.integer(name, value, fallback, { min, max })
 }
 
 export function resolveOptions (input: CredentialsOptions = {}): ResolvedCredentialsOptions {
@@ -120,11 +120,11 @@ export function resolveOptions (input: CredentialsOptions = {}): ResolvedCredent
   const hashConcurrency = integer('hashConcurrency', input.hashConcurrency, Math.max(1, availableParallelism()), 1, 256)
   const extra = input.extraCommonPasswords ?? []
   if (!Array.isArray(extra) || extra.some((p) => typeof p !== 'string')) {
-    throw new CredentialsOptionsError('credentials: extraCommonPasswords must be an array of strings')
+    check.fail('extraCommonPasswords', 'must be an array of strings')
   }
   const apiKeyPrefix = input.apiKeyPrefix ?? DEFAULT_API_KEY_PREFIX
   if (typeof apiKeyPrefix !== 'string' || !/^[a-z]{2,12}$/.test(apiKeyPrefix)) {
-    throw new CredentialsOptionsError('credentials: apiKeyPrefix must be 2 to 12 lower-case letters')
+    check.fail('apiKeyPrefix', 'must be 2 to 12 lower-case letters')
   }
   return Object.freeze({
     argon2,

@@ -7,6 +7,7 @@
 // Lookups only ever go through Map/Set, so a role named `__proto__` or `constructor`
 // is just an unknown string, never a property of some object.
 import { roleList } from '../../lib/roles.ts'
+import { OptionsError } from '../../lib/options.ts'
 
 export type HierarchyInput = readonly string[] | Readonly<Record<string, readonly string[]>>
 export type PermissionMap = Readonly<Record<string, readonly string[]>>
@@ -20,9 +21,12 @@ export interface Hierarchy {
   readonly permissions: ReadonlyMap<string, ReadonlySet<string>>
 }
 
-export class RbacConfigError extends Error {
+/** A bad hierarchy, option or route guard of gatehouse-rbac (an OptionsError: `code`, `plugin`, `option`). */
+export class RbacConfigError extends OptionsError {
   override name = 'RbacConfigError'
-  readonly code = 'FST_GATEHOUSE_RBAC_OPTIONS'
+  constructor (message: string, option = message.split(/[: ]/, 1)[0]) {
+    super('gatehouse-rbac', option, message)
+  }
 }
 
 const ROLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/

@@ -1,4 +1,5 @@
 // Options of gatehouse-sessions, resolved once: defaults from named constants, validated, frozen.
+import { OptionsError, optionChecks } from '../../lib/options.ts'
 
 /** CONTRACT §2 REFRESH_TOKEN_TTL: idle lifetime, slid forward by every rotation. */
 export const DEFAULT_REFRESH_TOKEN_TTL = 604_800
@@ -34,16 +35,16 @@ export interface SessionsOptions {
 
 export type ResolvedSessionsOptions = Readonly<Required<SessionsOptions>>
 
-export class SessionsOptionsError extends Error {
+/** A bad option of gatehouse-sessions (an OptionsError: `code`, `plugin`, `option`). */
+export class SessionsOptionsError extends OptionsError {
   override name = 'SessionsOptionsError'
 }
 
+const check = optionChecks('gatehouse-sessions', SessionsOptionsError)
+
+/** A whole number of seconds. */
 function seconds (name: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new SessionsOptionsError(`sessions option ${name} must be a whole number of seconds between ${min} and ${max}, got ${String(value)}`)
-  }
-  return value
+  return check.integer(name, value, fallback, { min, max })
 }
 
 export function resolveOptions (input: SessionsOptions = {}): ResolvedSessionsOptions {
@@ -53,9 +54,9 @@ export function resolveOptions (input: SessionsOptions = {}): ResolvedSessionsOp
   const reuseGraceSeconds = seconds('reuseGraceSeconds', input.reuseGraceSeconds, DEFAULT_REUSE_GRACE_SECONDS, 0, MAX_REUSE_GRACE_SECONDS)
   const defaultClientId = input.defaultClientId ?? DEFAULT_CLIENT_ID
   if (typeof defaultClientId !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(defaultClientId)) {
-    throw new SessionsOptionsError('sessions option defaultClientId must be 1-128 visible ASCII characters')
+    check.fail('defaultClientId', 'must be 1-128 visible ASCII characters')
   }
   const clock = input.clock ?? Date.now
-  if (typeof clock !== 'function') throw new SessionsOptionsError('sessions option clock must be a function')
+  if (typeof clock !== 'function') check.fail('clock', 'must be a function')
   return Object.freeze({ refreshTokenTtl, refreshTokenMaxTtl, accessTokenTtl, reuseGraceSeconds, defaultClientId, clock })
 }

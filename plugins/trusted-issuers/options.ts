@@ -123,7 +123,7 @@ export function keySourceProblem (raw: string): string | null {
 }
 
 function fail (message: string): never {
-  throw new ConfigError('TRUSTED_ISSUERS', message)
+  throw new ConfigError('TRUSTED_ISSUERS', message, 'gatehouse-trusted-issuers')
 }
 
 function stringArray (value: unknown, where: string, field: string, { allowEmpty = false } = {}): string[] {
