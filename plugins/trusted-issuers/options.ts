@@ -77,6 +77,12 @@ export interface TrustedIssuersOptions {
   negativeCacheSize?: number
   /** Tokens longer than this are refused before decoding. @default 8192 */
   maxTokenBytes?: number
+  /**
+   * Milliseconds since the epoch, for the key cache: cooldown, failure backoff, max age, max
+   * stale, the discovery cache and remembered unknown kids. Tests move time with it instead of
+   * sleeping. Token claims (exp, nbf, iat) are checked against the real time. @default Date.now
+   */
+  clock?: () => number
 }
 
 export interface ResolvedIssuer {
@@ -104,6 +110,7 @@ export interface ResolvedOptions {
   readonly maxStaleMs: number
   readonly negativeCacheSize: number
   readonly maxTokenBytes: number
+  readonly clock: () => number
 }
 
 const ISSUER_FIELDS = new Set(['issuer', 'jwksUri', 'discovery', 'secret', 'audiences', 'algorithms', 'requiredClaims', 'rolesClaim', 'clockToleranceSeconds', 'allowedTypes', 'allowPrivateNetwork'])
@@ -258,6 +265,8 @@ export function resolveOptions (input: TrustedIssuersOptions = {}): ResolvedOpti
   if (failureBackoffMs > cooldownMs) fail('option failureBackoffMs must not be longer than cooldownMs')
   if (cacheMaxAgeMs < cooldownMs) fail('option cacheMaxAgeMs must not be shorter than cooldownMs')
   if (maxStaleMs < cacheMaxAgeMs) fail('option maxStaleMs must not be shorter than cacheMaxAgeMs')
+  const clock = input.clock ?? Date.now
+  if (typeof clock !== 'function') fail('option clock must be a function')
   return Object.freeze({
     issuers,
     timeoutMs: positiveInteger(input.timeoutMs, 'timeoutMs', DEFAULT_TIMEOUT_MS),
@@ -268,6 +277,7 @@ export function resolveOptions (input: TrustedIssuersOptions = {}): ResolvedOpti
     cacheMaxAgeMs,
     maxStaleMs,
     negativeCacheSize: positiveInteger(input.negativeCacheSize, 'negativeCacheSize', DEFAULT_NEGATIVE_CACHE_SIZE),
-    maxTokenBytes: positiveInteger(input.maxTokenBytes, 'maxTokenBytes', DEFAULT_MAX_TOKEN_BYTES)
+    maxTokenBytes: positiveInteger(input.maxTokenBytes, 'maxTokenBytes', DEFAULT_MAX_TOKEN_BYTES),
+    clock
   })
 }
