@@ -42,16 +42,11 @@ export class SessionsOptionsError extends OptionsError {
 
 const check = optionChecks('gatehouse-sessions', SessionsOptionsError)
 
-/** A whole number of seconds. */
-function seconds (name: string, value: unknown, fallback: number, min: number, max: number): number {
-  return check.integer(name, value, fallback, { min, max })
-}
-
 export function resolveOptions (input: SessionsOptions = {}): ResolvedSessionsOptions {
-  const refreshTokenMaxTtl = seconds('refreshTokenMaxTtl', input.refreshTokenMaxTtl, DEFAULT_REFRESH_TOKEN_MAX_TTL, 1, 10 * 365 * 86_400)
-  const refreshTokenTtl = seconds('refreshTokenTtl', input.refreshTokenTtl, Math.min(DEFAULT_REFRESH_TOKEN_TTL, refreshTokenMaxTtl), 1, refreshTokenMaxTtl)
-  const accessTokenTtl = seconds('accessTokenTtl', input.accessTokenTtl, DEFAULT_ACCESS_TOKEN_TTL, 1, 7 * 86_400)
-  const reuseGraceSeconds = seconds('reuseGraceSeconds', input.reuseGraceSeconds, DEFAULT_REUSE_GRACE_SECONDS, 0, MAX_REUSE_GRACE_SECONDS)
+  const refreshTokenMaxTtl = check.integer('refreshTokenMaxTtl', input.refreshTokenMaxTtl, DEFAULT_REFRESH_TOKEN_MAX_TTL, { min: 1, max: 10 * 365 * 86_400 })
+  const refreshTokenTtl = check.integer('refreshTokenTtl', input.refreshTokenTtl, Math.min(DEFAULT_REFRESH_TOKEN_TTL, refreshTokenMaxTtl), { min: 1, max: refreshTokenMaxTtl })
+  const accessTokenTtl = check.integer('accessTokenTtl', input.accessTokenTtl, DEFAULT_ACCESS_TOKEN_TTL, { min: 1, max: 7 * 86_400 })
+  const reuseGraceSeconds = check.integer('reuseGraceSeconds', input.reuseGraceSeconds, DEFAULT_REUSE_GRACE_SECONDS, { min: 0, max: MAX_REUSE_GRACE_SECONDS })
   const defaultClientId = input.defaultClientId ?? DEFAULT_CLIENT_ID
   if (typeof defaultClientId !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(defaultClientId)) {
     check.fail('defaultClientId', 'must be 1-128 visible ASCII characters')
