@@ -377,7 +377,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     const ids = rows.map((row) => row.id)
     await prisma.apiKey.updateMany({ where: { id: { in: ids }, revokedAt: null }, data: { revokedAt: new Date() } })
     for (const id of ids) dropApiKeyLocally(id)
-    record({ type: 'api_key_revoked', outcome: 'success', actorId: null, subjectId: userId, reason, details: { apiKeyIds: ids }, request })
+    record({ type: AUDIT_EVENTS.API_KEY_REVOKED, outcome: 'success', actorId: null, subjectId: userId, reason, details: { apiKeyIds: ids }, request })
     for (const id of ids) {
       try {
         await bus.publish('apikey', { apiKeyId: id })
