@@ -1,6 +1,5 @@
 // createClient's options, resolved once: defaults from named constants, validation with a coded
 // GatehouseConfigError, a new frozen object. The caller's object is never mutated.
-import { isLoopbackHost } from '../lib/loopback.ts'
 import { configError } from './errors.ts'
 import type { ClientEvents } from './events.ts'
 import type { ClientLogger } from './redact.ts'
@@ -77,7 +76,16 @@ export interface ResolvedOptions {
   readonly random: () => number
 }
 
-export { isLoopbackHost }
+/**
+ * localhost, 127.0.0.0/8 and ::1: traffic that never leaves the machine. The same rule as
+ * lib/loopback.ts, kept here because client/ compiles alone for the browser.
+ */
+export function isLoopbackHost (hostname: string): boolean {
+  const host = hostname.toLowerCase()
+  if (host === 'localhost' || host === '[::1]' || host === '::1') return true
+  const parts = host.split('.')
+  return parts.length === 4 && parts[0] === '127' && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)
+}
 
 /** Parses and checks a URL that tokens will be sent to: https, or http to a loopback host. */
 export function secureUrl (value: string | URL, option: string): URL {

@@ -1,6 +1,6 @@
 // Loopback hosts: the only ones a plain http: URL may name wherever tokens, keys or the issuer
-// travel (key sources, AUTH_ISSUER, the client's base URL). No Node built-in is imported, so the
-// browser client shares it.
+// travel (key sources, AUTH_ISSUER). client/options.ts applies the same rule in its own copy,
+// because client/ compiles alone for the browser; test/client/units.test.ts keeps them equal.
 
 /** localhost, 127.0.0.0/8 and ::1 (as URL.hostname spells them): traffic that never leaves the machine. */
 export function isLoopbackHost (hostname: string): boolean {

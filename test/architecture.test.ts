@@ -1,6 +1,7 @@
 // The layers point one way (docs/architecture.md): lib/ imports nothing of ours but lib/;
 // plugins/ never import server/, routes/ or cli/, nor another plugin's inner files; routes/
-// import plugins only through their entry files; nothing below the server imports it.
+// import plugins only through their entry files; nothing below the server imports it; client/
+// imports nothing outside itself (it compiles alone for the browser).
 import t from 'tap'
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
@@ -57,4 +58,8 @@ t.test('routes/ import lib/, their own files and plugin entry files', async (t) 
     if (/^plugins\/[a-z-]+\/index\.ts$/.test(to)) return null
     return 'routes reach plugins through their entry files only'
   }), [])
+})
+
+t.test('client/ imports only client/', async (t) => {
+  t.same(violations('client', (_from, to) => to.startsWith('client/') ? null : 'the client compiles alone for the browser'), [])
 })
