@@ -2,8 +2,8 @@
 // step answers when the next one would answer differently:
 //   onRequest: rate limiter, then authenticate  ->  body parsing and validation  ->
 //   preHandler: rbac guard  ->  handler  ->  service (fastify.users, ...)  ->  store
-// and the composition rules: a verifier registered after authenticate, or the store after rbac,
-// fails at ready instead of being silently left out.
+// and the composition rules: a verifier registered after authenticate, the store after rbac, or
+// Redis after rate-limit, fails at ready instead of being silently left out.
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -13,6 +13,9 @@ import { trustedIssuers } from '../plugins/trusted-issuers/index.ts'
 import { rbac } from '../plugins/rbac/index.ts'
 import { store } from '../plugins/store/index.ts'
 import { createTestDatabase } from './helpers/databases.ts'
+import { redisUrl, REDIS_SKIP_REASON } from './helpers/redis.ts'
+import { rateLimit } from '../plugins/rate-limit/index.ts'
+import { redis } from '../plugins/redis/index.ts'
 
 const PASSWORD = 'composition passphrase 8812'
 
@@ -80,4 +83,19 @@ t.test('rbac fails at ready when the store is registered after it', async (t) =>
   app.register(rbac)
   app.register(store, { databaseUrl: db.url })
   await t.rejects(Promise.resolve(app.ready()), { name: 'RbacConfigError', code: 'GATEHOUSE_INVALID_OPTION', plugin: 'gatehouse-rbac', option: 'memberships' })
+})
+
+t.test('rate-limit fails at ready when a Redis client is registered after it', { skip: (await redisUrl()) === null ? REDIS_SKIP_REASON : false }, async (t) => {
+  const url = await redisUrl() as string
+  const late = Fastify()
+  t.teardown(() => late.close())
+  late.register(rateLimit)
+  late.register(redis, { url })
+  await t.rejects(Promise.resolve(late.ready()), { name: 'RateLimitOptionsError', plugin: 'gatehouse-rate-limit', option: 'redis' })
+
+  const ordered = Fastify()
+  t.teardown(() => ordered.close())
+  ordered.register(redis, { url })
+  ordered.register(rateLimit)
+  await t.resolves(Promise.resolve(ordered.ready()), 'Redis first: the counters are shared')
 })
