@@ -25,6 +25,8 @@ export const DEFAULT_CACHE_MAX_AGE_MS = 10 * 60_000
 export const DEFAULT_MAX_STALE_MS = 24 * 60 * 60_000
 export const DEFAULT_NEGATIVE_CACHE_SIZE = 1_000
 export const DEFAULT_MAX_TOKEN_BYTES = 8 * 1024
+/** CONTRACT §14: a trusted issuer's token may live at most a day unless its entry says otherwise. */
+export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 86_400
 
 /** One entry of TRUSTED_ISSUERS, as written by the operator. */
 export interface TrustedIssuerInput {
@@ -54,6 +56,16 @@ export interface TrustedIssuerInput {
   allowedTypes?: string[]
   /** Let the key source resolve to private/link-local addresses (an IdP inside your network). @default false */
   allowPrivateNetwork?: boolean
+  /**
+   * Let this issuer's tokens use the admin API and manage organizations (their roles then count
+   * there too). Without it such a token gets 403 FORBIDDEN there, whatever its roles. @default false
+   */
+  adminApi?: boolean
+  /**
+   * Longest accepted token lifetime, seconds: `exp - iat`, or `exp - now` for a token without `iat`.
+   * A token that lives longer is INVALID_TOKEN. @default 86400
+   */
+  maxTokenLifetime?: number
 }
 
 export interface TrustedIssuersOptions {
@@ -97,6 +109,8 @@ export interface ResolvedIssuer {
   readonly clockToleranceSeconds: number
   readonly allowedTypes?: readonly string[]
   readonly allowPrivateNetwork: boolean
+  readonly adminApi: boolean
+  readonly maxTokenLifetime: number
 }
 
 export interface ResolvedOptions {
@@ -113,7 +127,7 @@ export interface ResolvedOptions {
   readonly clock: () => number
 }
 
-const ISSUER_FIELDS = new Set(['issuer', 'jwksUri', 'discovery', 'secret', 'audiences', 'algorithms', 'requiredClaims', 'rolesClaim', 'clockToleranceSeconds', 'allowedTypes', 'allowPrivateNetwork'])
+const ISSUER_FIELDS = new Set(['issuer', 'jwksUri', 'discovery', 'secret', 'audiences', 'algorithms', 'requiredClaims', 'rolesClaim', 'clockToleranceSeconds', 'allowedTypes', 'allowPrivateNetwork', 'adminApi', 'maxTokenLifetime'])
 
 /** A key source URL is acceptable when it is https:, or http: to a loopback host, with no credentials in it. */
 export function keySourceProblem (raw: string): string | null {
@@ -227,6 +241,11 @@ function resolveIssuer (raw: unknown, index: number): ResolvedIssuer {
     : Object.freeze(stringArray(entry.allowedTypes, where, 'allowedTypes').map(normalizeTyp))
 
   if (entry.allowPrivateNetwork !== undefined && typeof entry.allowPrivateNetwork !== 'boolean') fail(`${where}: allowPrivateNetwork must be true or false`)
+  if (entry.adminApi !== undefined && typeof entry.adminApi !== 'boolean') fail(`${where}: adminApi must be true or false`)
+  const maxTokenLifetime = entry.maxTokenLifetime ?? DEFAULT_MAX_TOKEN_LIFETIME_SECONDS
+  if (typeof maxTokenLifetime !== 'number' || !Number.isSafeInteger(maxTokenLifetime) || maxTokenLifetime < 1) {
+    fail(`${where}: maxTokenLifetime must be a whole number of seconds >= 1`)
+  }
 
   return Object.freeze({
     issuer,
@@ -239,7 +258,9 @@ function resolveIssuer (raw: unknown, index: number): ResolvedIssuer {
     rolesClaim,
     clockToleranceSeconds,
     allowedTypes,
-    allowPrivateNetwork: entry.allowPrivateNetwork === true
+    allowPrivateNetwork: entry.allowPrivateNetwork === true,
+    adminApi: entry.adminApi === true,
+    maxTokenLifetime: maxTokenLifetime as number
   })
 }
 

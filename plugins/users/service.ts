@@ -82,6 +82,19 @@ export function createUsers (deps: UsersDeps) {
     return { deletedAt: null, status }
   }
 
+  /**
+   * The email filter as a literal substring: Prisma's `contains` is a LIKE whose `%` and `_` would
+   * otherwise be wildcards (`?email=%` matched every account). PostgreSQL's LIKE escapes with a
+   * backslash; SQLite's has no escape character, so there a filter with one of them is matched
+   * with instr().
+   */
+  async function emailWhere (text: string): Promise<Record<string, unknown>> {
+    if (!/[%_\\]/.test(text)) return { email: { contains: text } }
+    if (provider === 'postgresql') return { email: { contains: text.replace(/[%_\\]/g, (c) => `\\${c}`) } }
+    const rows = await prisma.$queryRawUnsafe<Array<{ id: string }>>('SELECT id FROM users WHERE instr(email, ?) > 0', text)
+    return { id: { in: rows.map((row) => row.id) } }
+  }
+
   /** INVALID_ROLE unless `roles` is a non-empty list of distinct roles of the global hierarchy. */
   function checkRoles (roles: unknown): string[] {
     if (!Array.isArray(roles) || roles.length === 0) throw gatehouseError('INVALID_ROLE', 'At least one role is required')
@@ -134,7 +147,7 @@ export function createUsers (deps: UsersDeps) {
     async list (filter: { email?: string, status?: StatusFilter, limit: number, cursor: Cursor | null }) {
       const where = {
         ...statusWhere(filter.status),
-        ...(filter.email !== undefined ? { email: { contains: filter.email.trim().toLowerCase() } } : {})
+        ...(filter.email !== undefined ? await emailWhere(filter.email.trim().toLowerCase()) : {})
       }
       const [rows, total] = await Promise.all([
         prisma.user.findMany({ where: { AND: [where, after(filter.cursor, 'asc')] }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], take: filter.limit + 1, select: SELECT }),

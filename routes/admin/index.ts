@@ -1,9 +1,12 @@
 // /admin: account administration and the audit log, for the global admin role. The rules of a
 // change (last active admin, roles of the hierarchy, effective at once, audited) are
 // fastify.users' (gatehouse-users), the same the CLI goes through.
+import { mayAdminister } from '../../lib/auth-user.ts'
+import { gatehouseError } from '../../lib/errors.ts'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ChangeContext, StatusFilter } from '../../plugins/users/index.ts'
 import { listAuditEvents } from './audit.ts'
+import { apiKeyInfo, apiKeyInfoSchema } from '../auth/account.ts'
 import { badQuery, decodeCursor, pageSize, pagingQuery } from './paging.ts'
 
 export { listAuditEvents } from './audit.ts'
@@ -27,6 +30,11 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   const adminRole = users.adminRole
 
   fastify.addHook('onRequest', fastify.authenticate)
+  // CONTRACT §14: a trusted issuer's token is refused here whatever its roles, unless its entry
+  // sets `adminApi: true`; an OAuth client's token always.
+  fastify.addHook('preHandler', async function localAdministrators (request) {
+    if (!mayAdminister(request.user)) throw gatehouseError('FORBIDDEN', 'The admin API accepts only accounts of this server')
+  })
   fastify.addHook('preHandler', fastify.requireRole(adminRole))
 
   const userSchema = {
@@ -108,6 +116,39 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     }
   }, async (request, reply) => {
     await users.softDelete(request.params.id, by(request))
+    return reply.code(204).send()
+  })
+
+  const userParams = { type: 'object', properties: { id: uuid }, required: ['id'], additionalProperties: false } as const
+
+  async function existingUser (id: string): Promise<void> {
+    const found = await fastify.store.prisma.user.findUnique({ where: { id }, select: { id: true } })
+    if (found === null) throw gatehouseError('NOT_FOUND', 'No account with this id')
+  }
+
+  fastify.get<{ Params: { id: string } }>('/users/:id/api-keys', {
+    schema: {
+      tags: ['admin'],
+      summary: "An account's API keys that still work (never the keys themselves)",
+      security: bearer,
+      params: userParams,
+      response: { 200: { type: 'array', items: apiKeyInfoSchema }, ...errors }
+    }
+  }, async (request) => {
+    await existingUser(request.params.id)
+    return (await fastify.credentials.listApiKeys(request.params.id)).map(apiKeyInfo)
+  })
+
+  fastify.delete<{ Params: { id: string, keyId: string } }>('/users/:id/api-keys/:keyId', {
+    schema: {
+      tags: ['admin'],
+      summary: "Revoke one of an account's API keys",
+      security: bearer,
+      params: { type: 'object', properties: { id: uuid, keyId: uuid }, required: ['id', 'keyId'], additionalProperties: false },
+      response: { 204: { type: 'null', description: 'Revoked' }, ...errors }
+    }
+  }, async (request, reply) => {
+    await fastify.credentials.revokeApiKey(request.params.id, request.params.keyId, request, request.user?.id)
     return reply.code(204).send()
   })
 

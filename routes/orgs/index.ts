@@ -4,7 +4,7 @@
 // existence of an organization is not revealed to outsiders.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
-import type { AuthUser } from '../../lib/auth-user.ts'
+import { isLocalUser, mayAdminister, type AuthUser } from '../../lib/auth-user.ts'
 import type { OrgChangeContext } from '../../plugins/orgs/index.ts'
 import { bearer, errorRef, member, memberParams, orgDetail, orgParams, orgSummary } from './schemas.ts'
 
@@ -15,17 +15,23 @@ const errors = { 400: errorRef, 401: errorRef, 403: errorRef, 404: errorRef, 409
 function accountOf (request: FastifyRequest): AuthUser {
   const user = request.user
   if (user === null) throw missingAuthorization()
-  if (user.external) throw gatehouseError('FORBIDDEN', 'Only accounts of this server can create organizations')
+  if (!isLocalUser(user)) throw gatehouseError('FORBIDDEN', 'Only accounts of this server can create organizations')
   return user
 }
 
+/** CONTRACT §14: organizations are managed by local users (or an issuer with `adminApi`), never by an OAuth client. */
+async function managers (request: FastifyRequest): Promise<void> {
+  if (request.user === null) throw missingAuthorization()
+  if (!mayAdminister(request.user)) throw gatehouseError('FORBIDDEN', 'Organizations are managed by accounts of this server')
+}
+
 /**
- * The actor of a change; an own account's org admin role (from our membership table, not from an
+ * The actor of a change; a local account's org admin role (from our membership table, not from an
  * external token's claim) is checked again under the organization's lock.
  */
 function by (request: FastifyRequest): OrgChangeContext {
   const user = request.user
-  return { actorId: user?.id ?? null, ownActorId: user !== null && !user.external ? user.id : undefined, request }
+  return { actorId: user?.id ?? null, ownActorId: isLocalUser(user) ? user.id : undefined, request }
 }
 
 export default async function orgRoutes (fastify: FastifyInstance): Promise<void> {
@@ -82,7 +88,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
       },
       response: { 201: member, ...errors }
     },
-    preHandler: fastify.requireOrgRole(adminRole)
+    preHandler: [fastify.requireOrgRole(adminRole), managers]
   }, async (request, reply) => {
     const { orgId } = request.params
     const added = await service.addMember(orgId, request.body.email, request.body.role, by(request))
@@ -98,7 +104,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
       body: { type: 'object', properties: { role: roleSchema }, required: ['role'], additionalProperties: false },
       response: { 200: member, ...errors }
     },
-    preHandler: fastify.requireOrgRole(adminRole)
+    preHandler: [fastify.requireOrgRole(adminRole), managers]
   }, async (request) => {
     const { orgId, userId } = request.params
     const { previous, ...updated } = await service.changeRole(orgId, userId, request.body.role, by(request))
@@ -113,7 +119,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
       params: memberParams,
       response: { 204: { type: 'null', description: 'Removed' }, ...errors }
     },
-    preHandler: fastify.requireOrgRole(adminRole)
+    preHandler: [fastify.requireOrgRole(adminRole), managers]
   }, async (request, reply) => {
     const { orgId, userId } = request.params
     await service.removeMember(orgId, userId, by(request))
