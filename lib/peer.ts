@@ -3,15 +3,17 @@
 // so that a plugin which needs none of them (trusted-issuers, authenticate, rbac) loads none, and
 // a missing one stops the registration with a message that says what to install.
 import { createRequire } from 'node:module'
+import { StartupError } from './startup-error.ts'
 
 const require = createRequire(import.meta.url)
 
-export class MissingPeerError extends Error {
+/** A StartupError with the code PEER_MISSING; `peer` names the package to install. */
+export class MissingPeerError extends StartupError {
   override name = 'MissingPeerError'
   readonly peer: string
 
   constructor (peer: string, neededBy: string, options?: { cause?: unknown }) {
-    super(`${neededBy} needs the package ${peer}, which is not installed: run \`npm install ${peer}\` in the app`, options)
+    super('PEER_MISSING', `${neededBy} needs the package ${peer}, which is not installed: run \`npm install ${peer}\` in the app`, options)
     this.peer = peer
   }
 }

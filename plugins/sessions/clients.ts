@@ -5,7 +5,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import type * as Argon2 from '@node-rs/argon2'
 import { requirePeer } from '../../lib/peer.ts'
-import type { PrismaClient } from '../store/client.ts'
+import type { PrismaClient } from '../store/index.ts'
 import { DEFAULT_CLIENT_ID } from './options.ts'
 
 export const GRANT_TYPES = ['password', 'refresh_token', 'client_credentials'] as const

@@ -26,6 +26,7 @@ export const sessions = fp(sessionsPlugin, {
 export default sessions
 export { resolveOptions, type SessionsOptions } from './options.ts'
 export { createSessionService, tokenResponseSchema, type SessionService, type TokenIssuer, type TokenResponse } from './service.ts'
-export { createOAuthClient } from './clients.ts'
-export { SessionsOptionsError } from './options.ts'
+export { createOAuthClient, findOAuthClient, verifyClientSecret, GRANT_TYPES, type GrantType } from './clients.ts'
+export { DEFAULT_CLIENT_ID, SessionsOptionsError } from './options.ts'
+export { MissingPeerError } from '../../lib/peer.ts'
 export { ERRORS, gatehouseError, isGatehouseError, type ErrorCode, type GatehouseError } from '../../lib/errors.ts'

@@ -12,6 +12,7 @@ import type Pg from 'pg'
 import { PACKAGE_ROOT } from '../../lib/paths.ts'
 import { requirePeer } from '../../lib/peer.ts'
 import { parseDatabaseUrl, type DatabaseTarget, type Provider } from './database-url.ts'
+import { StartupError } from '../../lib/startup-error.ts'
 
 export interface Migration {
   name: string
@@ -32,8 +33,12 @@ export interface MigrateOptions {
   migrationsDir?: string
 }
 
-export class MigrationError extends Error {
+/** The schema cannot be brought to this version (StartupError MIGRATION_FAILED). */
+export class MigrationError extends StartupError {
   override name = 'MigrationError'
+  constructor (message: string, options?: { cause?: unknown }) {
+    super('MIGRATION_FAILED', message, options)
+  }
 }
 
 // The drivers are loaded on first use: an app on SQLite needs no pg, one on PostgreSQL no better-sqlite3.

@@ -32,6 +32,6 @@ async function trustedIssuersPlugin (fastify: FastifyInstance, options: TrustedI
 
 export const trustedIssuers = fp(trustedIssuersPlugin, { name: 'gatehouse-trusted-issuers', fastify: '5.x' })
 export default trustedIssuers
-export { ConfigError } from '../../lib/config.ts'
+export { ConfigError } from '../../lib/options.ts'
 export { ERRORS, gatehouseError, isGatehouseError, type ErrorCode, type GatehouseError } from '../../lib/errors.ts'
 export type { AuthUser } from '../../lib/auth-user.ts'

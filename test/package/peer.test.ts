@@ -1,6 +1,7 @@
 // lib/peer.ts: optional peers are loaded on first use, and a missing one is named.
 import t from 'tap'
 import { requirePeer, importPeer, MissingPeerError } from '../../lib/peer.ts'
+import { isStartupError } from '../../lib/startup-error.ts'
 
 t.test('requirePeer loads an installed CommonJS package', async (t) => {
   const pg = requirePeer<{ Client: unknown }>('pg', 'a test')
@@ -11,6 +12,7 @@ t.test('a missing peer is a MissingPeerError naming it and what needs it', async
   const err = t.throws(() => requirePeer('gatehouse-no-such-peer', 'gatehouse-store (a test)')) as MissingPeerError
   t.ok(err instanceof MissingPeerError)
   t.equal(err.peer, 'gatehouse-no-such-peer')
+  t.ok(isStartupError(err, 'PEER_MISSING'), 'a coded start-up failure')
   t.match(err.message, /^gatehouse-store \(a test\) needs the package gatehouse-no-such-peer, which is not installed: run `npm install gatehouse-no-such-peer`/)
   const async = await importPeer('gatehouse-no-such-peer', 'a test', () => import('gatehouse-no-such-peer' as string)).catch((e: unknown) => e)
   t.ok(async instanceof MissingPeerError, 'importPeer too')

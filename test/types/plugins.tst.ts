@@ -11,6 +11,8 @@ import { tokens, type Tokens, type TokensOptions } from 'gatehouse/tokens'
 import { sessions, type SessionService, type SessionsOptions } from 'gatehouse/sessions'
 import { rateLimit, type RateLimitPluginOptions } from 'gatehouse/rate-limit'
 import { audit, type Audit } from 'gatehouse/audit'
+import { users, type Users, type UsersOptions } from 'gatehouse/users'
+import { orgs, type Orgs } from 'gatehouse/orgs'
 import { gatehouseServer, type GatehouseServerOptions } from 'gatehouse/server'
 import { createClient, type GatehouseClient } from 'gatehouse/client'
 import * as root from 'gatehouse'
@@ -23,6 +25,8 @@ import tokensDefault from 'gatehouse/tokens'
 import sessionsDefault from 'gatehouse/sessions'
 import rateLimitDefault from 'gatehouse/rate-limit'
 import auditDefault from 'gatehouse/audit'
+import usersDefault from 'gatehouse/users'
+import orgsDefault from 'gatehouse/orgs'
 import serverDefault from 'gatehouse/server'
 import clientDefault from 'gatehouse/client'
 
@@ -41,6 +45,8 @@ describe('decorators', () => {
     expect(app.tokens).type.toBe<Tokens>()
     expect(app.sessions).type.toBe<SessionService>()
     expect(app.audit).type.toBe<Audit>()
+    expect(app.users).type.toBe<Users>()
+    expect(app.orgs).type.toBe<Orgs>()
   })
 
   test('request.user is the authenticated principal, or null', () => {
@@ -84,6 +90,9 @@ describe('options', () => {
     expect(app.register).type.not.toBeCallableWith(sessions, { refreshTokenTtl: '1h' })
     expect(app.register).type.toBeCallableWith(rateLimit, {})
     expect(app.register).type.toBeCallableWith(audit)
+    expect(app.register).type.toBeCallableWith(users, { adminRole: 'owner' })
+    expect(app.register).type.not.toBeCallableWith(users, { adminRole: 1 })
+    expect(app.register).type.toBeCallableWith(orgs)
   })
 
   test('the documented option types are exported', () => {
@@ -93,6 +102,7 @@ describe('options', () => {
     expect<SessionsOptions>().type.toBeAssignableFrom({})
     expect<TokensOptions['issuer']>().type.toBe<string>()
     expect<RateLimitPluginOptions>().type.toBeAssignableFrom({})
+    expect<UsersOptions['adminRole']>().type.toBe<string | undefined>()
     expect<GatehouseServerOptions>().type.toHaveProperty('config')
     expect(PERMISSION_PRESETS.global).type.toBeAssignableTo<Readonly<Record<string, readonly string[]>>>()
     expect(ROLE_PRESETS.org).type.toBe<readonly string[]>()
@@ -107,6 +117,8 @@ describe('the root and the other subpaths', () => {
     expect(root.rbac).type.toBe(rbac)
     expect(root.errorHandler).type.toBe(errorHandler)
     expect(root.gatehouseServer).type.toBe(gatehouseServer)
+    expect(root.users).type.toBe(users)
+    expect(root.orgs).type.toBe(orgs)
   })
 
   test('each subpath exports its plugin as default too', () => {
@@ -119,6 +131,8 @@ describe('the root and the other subpaths', () => {
     expect(sessionsDefault).type.toBe(sessions)
     expect(rateLimitDefault).type.toBe(rateLimit)
     expect(auditDefault).type.toBe(audit)
+    expect(usersDefault).type.toBe(users)
+    expect(orgsDefault).type.toBe(orgs)
     expect(serverDefault).type.toBe(gatehouseServer)
     expect(clientDefault).type.toBe(createClient)
   })
