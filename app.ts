@@ -26,6 +26,7 @@ import { rateLimit, type RateLimitPluginOptions } from './plugins/rate-limit/ind
 import { rbac, type RbacOptions } from './plugins/rbac/index.ts'
 import { bootstrapAdmin } from './plugins/rbac/bootstrap-admin.ts'
 import { authenticate, type AuthenticateOptions } from './plugins/authenticate/index.ts'
+import { mfa, type MfaOptions } from './plugins/mfa/index.ts'
 import authRoutes from './routes/auth/index.ts'
 import orgRoutes from './routes/orgs/index.ts'
 import adminRoutes from './routes/admin/index.ts'
@@ -51,6 +52,8 @@ export interface AppOptions {
   rateLimit?: RateLimitPluginOptions
   /** RBAC hierarchies, claims and membership resolution (plugins/rbac). */
   rbac?: RbacOptions
+  /** gatehouse-mfa overrides (clock, attempts, lifetimes); keys and WebAuthn settings come from the config. */
+  mfa?: Partial<MfaOptions>
 }
 
 export const VERSION = '0.1.0'
@@ -83,12 +86,17 @@ export async function registerGatehouse (app: FastifyInstance, { config, ...opti
   await app.register(authenticate, options.authenticate ?? {})
   await app.register(rbac, options.rbac ?? {})
   await app.register(bootstrapAdmin, { email: config.adminEmail, password: config.adminPassword })
+  await app.register(mfa, {
+    keysDir: config.keysDir,
+    webauthn: config.webauthnRpId === undefined ? undefined : { rpId: config.webauthnRpId, origins: config.webauthnOrigins },
+    ...options.mfa
+  })
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/auth' })
   await app.register(oauthRoutes, { prefix: '/oauth' })
   await app.register(orgRoutes, { prefix: '/orgs' })
-  await app.register(adminRoutes, { prefix: '/admin' })
+  await app.register(adminRoutes, { prefix: '/admin', requireMfa: config.adminRequireMfa })
   await app.register(wellKnownRoutes)
 }
 

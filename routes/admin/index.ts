@@ -4,6 +4,7 @@
 // family is revoked together with its live access tokens (sessions.revokeAllFamilies).
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { highestRole } from '../../plugins/rbac/hierarchy.ts'
+import { gatehouseError } from '../../lib/errors.ts'
 import { createUserAdmin, type StatusFilter, type UserChange } from './users.ts'
 import { listAuditEvents } from './audit.ts'
 import { badQuery, decodeCursor, pageSize, pagingQuery } from './paging.ts'
@@ -24,7 +25,12 @@ function time (name: string, raw: string | undefined): Date | undefined {
   return at
 }
 
-export default async function adminRoutes (fastify: FastifyInstance): Promise<void> {
+export interface AdminRoutesOptions {
+  /** Every admin route also needs a multi-factor login (ADMIN_REQUIRE_MFA). @default false */
+  requireMfa?: boolean
+}
+
+export default async function adminRoutes (fastify: FastifyInstance, options: AdminRoutesOptions = {}): Promise<void> {
   const global = fastify.rbac.options.global
   const adminRole = global.grants.has('admin') ? 'admin' : highestRole(global, global.roles) ?? 'admin'
   const users = createUserAdmin(fastify.store.prisma, fastify.store.provider, adminRole)
@@ -36,6 +42,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
 
   fastify.addHook('onRequest', fastify.authenticate)
   fastify.addHook('preHandler', fastify.requireRole(adminRole))
+  if (options.requireMfa === true) fastify.addHook('preHandler', fastify.requireMfa())
 
   const userSchema = {
     type: 'object',
@@ -134,6 +141,23 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     const change = await users.softDelete(request.params.id)
     await enforce(change, 'admin_deleted')
     auditChange(request, 'user_deleted', change)
+    return reply.code(204).send()
+  })
+
+  fastify.delete<{ Params: { id: string } }>('/users/:id/mfa', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Turn off every second factor of an account (TOTP, recovery codes, passkeys)',
+      description: 'For a user who lost their authenticator. Recorded in the audit log as mfa_reset. The user\'s sessions are kept.',
+      security: bearer,
+      params: { type: 'object', properties: { id: uuid }, required: ['id'], additionalProperties: false },
+      response: { 204: { type: 'null', description: 'Every second factor removed' }, ...errors }
+    }
+  }, async (request, reply) => {
+    if (!fastify.hasDecorator('mfa')) throw gatehouseError('NOT_FOUND', 'Second factors are not enabled on this server')
+    const user = await fastify.store.prisma.user.findUnique({ where: { id: request.params.id }, select: { id: true, deletedAt: true } })
+    if (user === null || user.deletedAt !== null) throw gatehouseError('NOT_FOUND', 'No such user')
+    await fastify.mfa.reset(user.id, { actorId: request.user?.id, request })
     return reply.code(204).send()
   })
 
