@@ -257,6 +257,11 @@ export function createMfaService (deps: MfaDeps) {
     return codes
   }
 
+  async function hasSecondFactor (userId: string): Promise<boolean> {
+    const state = await status(userId)
+    return state.totp || state.passkeys > 0
+  }
+
   async function status (userId: string): Promise<MfaStatus> {
     const [totp, passkeyCount, recoveryCodes] = await Promise.all([
       prisma.totpFactor.findUnique({ where: { userId }, select: { confirmedAt: true } }),
@@ -391,6 +396,7 @@ export function createMfaService (deps: MfaDeps) {
     disableTotp,
     regenerateRecoveryCodes,
     status,
+    hasSecondFactor,
     challenge,
     verify,
     reset,

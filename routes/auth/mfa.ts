@@ -144,7 +144,10 @@ export default async function mfaRoutes (fastify: FastifyInstance): Promise<void
       }
     }, async (request, reply) => {
       const { code } = request.body as { code: string }
-      const codes = await mfa.confirmTotp(ownUser(request).id, code, request)
+      const caller = ownUser(request)
+      const codes = await mfa.confirmTotp(caller.id, code, request)
+      // Cached HTTP Basic verifications of the account must not outlive its new second factor.
+      if (fastify.hasDecorator('credentials')) await fastify.credentials.forgetUser(caller.id)
       noStore(reply)
       return { recovery_codes: codes }
     })

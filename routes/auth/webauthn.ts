@@ -105,7 +105,10 @@ export default async function webauthnRoutes (fastify: FastifyInstance): Promise
       }
     }, async (request, reply) => {
       const body = request.body as { credential: unknown, name?: string }
-      const created = await passkeys().register(ownUser(request).id, body.credential, body.name, request)
+      const caller = ownUser(request)
+      const created = await passkeys().register(caller.id, body.credential, body.name, request)
+      // Cached HTTP Basic verifications of the account must not outlive its new second factor.
+      if (fastify.hasDecorator('credentials')) await fastify.credentials.forgetUser(caller.id)
       reply.code(201)
       return created
     })

@@ -47,6 +47,8 @@ export interface MfaServerOptions {
   env?: Record<string, string>
   clock?: TestClock
   app?: AppOptions
+  /** Adds the test's own routes before the server listens. */
+  routes?: (app: FastifyInstance) => void
 }
 
 export async function mfaServer (t: TestContext, options: MfaServerOptions = {}): Promise<MfaServer> {
@@ -69,6 +71,7 @@ export async function mfaServer (t: TestContext, options: MfaServerOptions = {})
     rmSync(config.keysDir, { recursive: true, force: true })
     if (ownKeys) rmSync(keysDir, { recursive: true, force: true })
   })
+  options.routes?.(app)
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
   return { app, base, config, logs, clock, call: (method, path, opts) => call(base, method, path, opts) }
 }

@@ -15,10 +15,12 @@ for (const { provider, skip } of await providers()) {
     const { clock } = server
     const user = await registerUser(server)
     const login = () => server.call('POST', '/auth/login', { body: { email: user.email, password: PASSWORD } })
+    const basicAuth = `Basic ${Buffer.from(`${user.email}:${PASSWORD}`).toString('base64')}`
 
     t.test('before enrolment: a password alone logs in, amr ["pwd"]', async (t) => {
       const me = await server.call('GET', '/auth/me', { token: user.token })
       t.same(me.body.mfa, { totp: false, passkeys: 0 })
+      t.equal((await server.call('GET', '/auth/me', { authorization: basicAuth })).status, 200, 'HTTP Basic works without a second factor')
       const res = await login()
       t.equal(res.status, 200)
       t.same(claims(res.body.access_token).amr, ['pwd'])
@@ -67,6 +69,10 @@ for (const { provider, skip } of await providers()) {
       t.equal(conflict.status, 409, 'no second enrolment while TOTP is on')
       const me = await server.call('GET', '/auth/me', { token: user.token })
       t.same(me.body.mfa, { totp: true, passkeys: 0 })
+      const basic = await server.call('GET', '/auth/me', { authorization: basicAuth })
+      t.equal(basic.status, 401, 'HTTP Basic (a password alone, even one verified and cached before) cannot pass a second factor')
+      t.equal(basic.body.code, 'MFA_REQUIRED')
+      t.match(basic.headers.get('www-authenticate'), /^Basic realm=/)
     })
 
     t.test('the database alone reveals no secret and no recovery code', async (t) => {
