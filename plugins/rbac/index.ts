@@ -236,7 +236,7 @@ async function rbacPlugin (fastify: FastifyInstance, input: RbacOptions): Promis
     }
     // The rights first: stepping up cannot help a user who lacks them (403 rather than 401).
     if (spec.mfa === true) guards.push(requireMfa())
-    if (guards.length === 0) throw new RbacConfigError(`${where}: give role, permission, orgRole or mfa`)
+    if (guards.length === 0) throw new RbacConfigError(`${where}: give role, permission or orgRole (or mfa: true)`)
     const existing = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]
     route.preHandler = [...guards, ...existing] as RouteOptions['preHandler']
   })

@@ -49,6 +49,8 @@ export interface MfaServerOptions {
   app?: AppOptions
   /** Adds the test's own routes before the server listens. */
   routes?: (app: FastifyInstance) => void
+  /** Where to listen. @default a free port on 127.0.0.1 */
+  listen?: { port: number, host: string }
 }
 
 export async function mfaServer (t: TestContext, options: MfaServerOptions = {}): Promise<MfaServer> {
@@ -72,7 +74,7 @@ export async function mfaServer (t: TestContext, options: MfaServerOptions = {})
     if (ownKeys) rmSync(keysDir, { recursive: true, force: true })
   })
   options.routes?.(app)
-  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  const base = await app.listen(options.listen ?? { port: 0, host: '127.0.0.1' })
   return { app, base, config, logs, clock, call: (method, path, opts) => call(base, method, path, opts) }
 }
 
