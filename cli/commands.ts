@@ -4,6 +4,7 @@ import { keysCommand } from './keys.ts'
 import { usersCommand } from './users.ts'
 import { clientsCommand } from './clients.ts'
 import { auditCommand } from './audit.ts'
+import { mfaCommand } from './mfa.ts'
 
 export { UsageError } from './errors.ts'
 
@@ -18,7 +19,8 @@ export const COMMANDS: Record<string, Command> = {
   keys: keysCommand,
   users: usersCommand,
   clients: clientsCommand,
-  audit: auditCommand
+  audit: auditCommand,
+  mfa: mfaCommand
 }
 
 export function usage (): string {

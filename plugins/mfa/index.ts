@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Audit } from '../audit/index.ts'
 import type { LoginThrottle } from '../credentials/service.ts'
 import { resolveOptions, type MfaOptions } from './options.ts'
-import { createSecretBox, loadSecretKeys, SECRET_KEYS_FILE } from './secret-box.ts'
+import { createKeyFileBox, loadSecretKeys, SECRET_KEYS_FILE } from './secret-box.ts'
 import { createMfaService, type MfaService } from './service.ts'
 import { createPasskeys, type Passkeys } from './passkeys.ts'
 
@@ -35,7 +35,7 @@ async function mfaPlugin (fastify: FastifyInstance, input: MfaOptions): Promise<
   const audit = fastify.hasDecorator('audit') ? fastify.getDecorator<Audit>('audit') : null
   const mfa = createMfaService({
     prisma: fastify.store.prisma,
-    box: createSecretBox(loaded.keys),
+    box: createKeyFileBox(options.keysDir, loaded.keys),
     audit,
     loginThrottle: () => fastify.hasDecorator('loginThrottle') ? fastify.getDecorator<LoginThrottle>('loginThrottle') : null,
     log: fastify.log,

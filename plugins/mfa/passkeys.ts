@@ -192,7 +192,7 @@ export function createPasskeys (deps: PasskeyDeps) {
           createdAt: new Date(clock())
         }
       })
-      record({ type: 'passkey_registered', outcome: 'success', actorId: userId, subjectId: userId, details: { passkeyId: row.id }, request })
+      record({ type: 'passkey_registered', outcome: 'success', actorId: userId, subjectId: userId, details: { webauthnId: row.id }, request })
       return { id: row.id }
     } catch (err) {
       if ((err as { code?: string }).code === 'CONFLICT') throw gatehouseError('CONFLICT', 'This passkey is already registered')
@@ -223,7 +223,7 @@ export function createPasskeys (deps: PasskeyDeps) {
     if (user === null || user.deletedAt !== null) throw gatehouseError('USER_NOT_FOUND')
     if (user.status !== 'active') throw gatehouseError('ACCOUNT_DISABLED')
     await prisma.user.updateMany({ where: { id: user.id }, data: { lastLoginAt: new Date(clock()) } })
-    record({ type: 'login_passkey', outcome: 'success', actorId: user.id, subjectId: user.id, details: { passkeyId: checked.row.id, userVerified: checked.userVerified }, request })
+    record({ type: 'login_passkey', outcome: 'success', actorId: user.id, subjectId: user.id, details: { webauthnId: checked.row.id, userVerified: checked.userVerified }, request })
     return { user, amr: passkeyAmr(checked.userVerified) }
   }
 
@@ -278,7 +278,7 @@ export function createPasskeys (deps: PasskeyDeps) {
       prisma.totpFactor.findUnique({ where: { userId }, select: { confirmedAt: true } })
     ])
     if (left === 0 && (totp === null || totp.confirmedAt === null)) await prisma.recoveryCode.deleteMany({ where: { userId } })
-    record({ type: 'passkey_removed', outcome: 'success', actorId: userId, subjectId: userId, details: { passkeyId: id }, request })
+    record({ type: 'passkey_removed', outcome: 'success', actorId: userId, subjectId: userId, details: { webauthnId: id }, request })
   }
 
   return { registrationOptions, register, loginOptions, login, secondFactorOptions, list, rename, remove, factor }

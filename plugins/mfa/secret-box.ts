@@ -165,3 +165,34 @@ export function createSecretBox (keys: readonly SecretKey[]): SecretBox {
     }
   }
 }
+
+/**
+ * A box over the key file of `dir` that re-reads the file when it meets a ciphertext under a key
+ * it does not hold (a rotation made by the CLI or another instance), at most once a second.
+ */
+export function createKeyFileBox (dir: string, initial: readonly SecretKey[]): SecretBox {
+  let box = createSecretBox(initial)
+  let lastReload = 0
+  function reload (): boolean {
+    const now = Date.now()
+    if (now - lastReload < 1000) return false
+    lastReload = now
+    try {
+      box = createSecretBox(loadSecretKeys(dir, false).keys)
+      return true
+    } catch {
+      return false
+    }
+  }
+  return {
+    get currentKid () { return box.currentKid },
+    get kids () { return box.kids },
+    kidOf: (sealed) => box.kidOf(sealed),
+    seal: (plaintext, associatedData) => box.seal(plaintext, associatedData),
+    open (sealed, associatedData) {
+      const kid = box.kidOf(sealed)
+      if (kid !== undefined && !box.kids.includes(kid)) reload()
+      return box.open(sealed, associatedData)
+    }
+  }
+}

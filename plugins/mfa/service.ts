@@ -377,6 +377,31 @@ export function createMfaService (deps: MfaDeps) {
     }
   }
 
+  /** How many TOTP secrets each key seals (key rotation: a key can go once it seals none). */
+  async function secretsByKey (): Promise<Record<string, number>> {
+    const rows = await prisma.totpFactor.findMany({ select: { secret: true } })
+    const counts: Record<string, number> = {}
+    for (const row of rows) {
+      const kid = box.kidOf(row.secret) ?? 'malformed'
+      counts[kid] = (counts[kid] ?? 0) + 1
+    }
+    return counts
+  }
+
+  /** Seals every TOTP secret under the current key (after a rotation); returns how many changed. */
+  async function resealAll (): Promise<number> {
+    let changed = 0
+    const rows = await prisma.totpFactor.findMany({ select: { userId: true, secret: true } })
+    for (const row of rows) {
+      if (box.kidOf(row.secret) === box.currentKid) continue
+      const secret = openSecret(row.secret, row.userId)
+      // Conditional on the value read: a concurrent change (a use that re-sealed it) wins.
+      const { count } = await prisma.totpFactor.updateMany({ where: { userId: row.userId, secret: row.secret }, data: { secret: box.seal(secret, associatedData(row.userId)) } })
+      changed += count
+    }
+    return changed
+  }
+
   /** Admin and CLI: every factor of the user is removed (TOTP, recovery codes, passkeys). */
   async function reset (userId: string, ctx: { actorId?: string | null, via?: string, request?: FastifyRequest } = {}): Promise<{ totp: boolean, passkeys: number, recoveryCodes: number }> {
     const [totp, codes] = await prisma.$transaction([
@@ -386,7 +411,7 @@ export function createMfaService (deps: MfaDeps) {
     ])
     const removedPasskeys = await passkeys?.removeAll(userId) ?? 0
     const result = { totp: totp.count > 0, passkeys: removedPasskeys, recoveryCodes: codes.count }
-    record({ type: 'mfa_reset', outcome: 'success', actorId: ctx.actorId ?? null, subjectId: userId, details: { ...result, ...(ctx.via === undefined ? {} : { via: ctx.via }) }, request: ctx.request })
+    record({ type: 'mfa_reset', outcome: 'success', actorId: ctx.actorId ?? null, subjectId: userId, details: { authenticatorApp: result.totp, webauthn: result.passkeys, recoveryCodes: result.recoveryCodes, ...(ctx.via === undefined ? {} : { via: ctx.via }) }, request: ctx.request })
     return result
   }
 
@@ -400,6 +425,10 @@ export function createMfaService (deps: MfaDeps) {
     challenge,
     verify,
     reset,
+    secretsByKey,
+    resealAll,
+    /** The key that seals new secrets. */
+    currentKeyId: () => box.currentKid,
     /** Used by passkeys.ts for a passkey answer to a login step. */
     liveStep,
     stepUser,
