@@ -200,6 +200,7 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
       const body = request.body as { current_password: string, new_password: string }
       await fastify.credentials.changePassword(caller.id, body.current_password, body.new_password, request)
       await fastify.sessions.revokeOthers(caller.id, caller.sid, 'password_change')
+      await fastify.credentials.revokeUserApiKeys(caller.id, 'password_change', request)
       await fastify.tokens.userChanged(caller.id)
       reply.code(204).send()
     })
