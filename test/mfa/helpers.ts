@@ -64,7 +64,7 @@ export async function mfaServer (t: TestContext, options: MfaServerOptions = {})
   const app = await buildApp(config, {
     logger,
     ...options.app,
-    rateLimit: { classes: { login: HIGH, register: HIGH, refresh: HIGH, token: HIGH, default: HIGH }, clock: clock.now, ...options.app?.rateLimit },
+    rateLimit: { classes: { login: HIGH, register: HIGH, refresh: HIGH, token: HIGH, default: HIGH }, failedCredentials: HIGH, clock: clock.now, ...options.app?.rateLimit },
     mfa: { clock: clock.now, ...options.app?.mfa }
   })
   t.teardown(async () => {
