@@ -26,7 +26,7 @@ for (const { provider, skip } of await providers()) {
     const b = await mfaServer(t, shared)
 
     const user = await registerUser(a)
-    const { secret } = await enrolTotp(a, user.token)
+    const { secret, recoveryCodes } = await enrolTotp(a, user.token)
     const step = async (server: MfaServer): Promise<string> => {
       const res = await server.call('POST', '/auth/login', { body: { email: user.email, password: PASSWORD } })
       t.equal(res.body.code, 'MFA_REQUIRED')
@@ -42,6 +42,15 @@ for (const { provider, skip } of await providers()) {
       const statuses = answers.map((r) => r.status).sort()
       t.same(statuses, [200, 401], `round ${round}: the same code at the same moment on both instances is accepted once`)
       t.equal(answers.find((r) => r.status === 401)!.body.code, 'INVALID_MFA_CODE')
+    }
+
+    for (const recoveryCode of recoveryCodes.slice(0, 3)) {
+      const [tokenA, tokenB] = await Promise.all([step(a), step(b)])
+      const answers = await Promise.all([
+        a.call('POST', '/auth/mfa/verify', { body: { mfa_token: tokenA, recovery_code: recoveryCode } }),
+        b.call('POST', '/auth/mfa/verify', { body: { mfa_token: tokenB, recovery_code: recoveryCode } })
+      ])
+      t.same(answers.map((r) => r.status).sort(), [200, 401], 'a recovery code presented on both instances at once works once')
     }
 
     clock.advance(30)
