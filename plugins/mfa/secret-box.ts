@@ -167,28 +167,50 @@ export function createSecretBox (keys: readonly SecretKey[]): SecretBox {
 }
 
 /**
- * A box over the key file of `dir` that re-reads the file when it meets a ciphertext under a key
- * it does not hold (a rotation made by the CLI or another instance), at most once a second.
+ * A box over the key file of `dir` that follows the file: it is re-read when a ciphertext names a
+ * key this box does not hold (a rotation made by the CLI or another instance), at most once a
+ * second, and before sealing when the file changed (checked at most every 10 s), so that every
+ * instance seals with the newest key soon after a rotation.
  */
 export function createKeyFileBox (dir: string, initial: readonly SecretKey[]): SecretBox {
+  const path = join(dir, SECRET_KEYS_FILE)
   let box = createSecretBox(initial)
   let lastReload = 0
-  function reload (): boolean {
-    const now = Date.now()
-    if (now - lastReload < 1000) return false
-    lastReload = now
+  let lastStat = Date.now()
+  let mtime = mtimeOf(path)
+
+  function mtimeOf (file: string): number {
     try {
-      box = createSecretBox(loadSecretKeys(dir, false).keys)
-      return true
+      return statSync(file).mtimeMs
     } catch {
-      return false
+      return 0
     }
   }
+
+  function reload (): void {
+    const now = Date.now()
+    if (now - lastReload < 1000) return
+    lastReload = now
+    try {
+      mtime = mtimeOf(path)
+      box = createSecretBox(loadSecretKeys(dir, false).keys)
+    } catch {
+      // Keep the keys in hand: a half-written or removed file must not stop logins.
+    }
+  }
+
   return {
     get currentKid () { return box.currentKid },
     get kids () { return box.kids },
     kidOf: (sealed) => box.kidOf(sealed),
-    seal: (plaintext, associatedData) => box.seal(plaintext, associatedData),
+    seal (plaintext, associatedData) {
+      const now = Date.now()
+      if (now - lastStat >= 10_000) {
+        lastStat = now
+        if (mtimeOf(path) !== mtime) reload()
+      }
+      return box.seal(plaintext, associatedData)
+    },
     open (sealed, associatedData) {
       const kid = box.kidOf(sealed)
       if (kid !== undefined && !box.kids.includes(kid)) reload()
