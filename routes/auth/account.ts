@@ -4,8 +4,7 @@
 // answers WEAK_PASSWORD (CONTRACT §4), never a validation error.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
-import { parseRoles } from '../../lib/roles.ts'
-import { loginErrorSchema, loginResponse, publicUser, secondFactorChallenge, sendMfaRequired, tokenWithUserSchema } from './login-response.ts'
+import { loginErrorSchema, loginResponse, secondFactorChallenge, sendMfaRequired, tokenWithUserSchema } from './login-response.ts'
 
 const errorResponse = { $ref: 'GatehouseError#' }
 
@@ -143,9 +142,9 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
   fastify.post('/register', { schema: registerSchema, config: { rateLimitClass: 'register' } }, async (request, reply) => {
     const body = request.body as { email: string, password: string, name?: string }
     const user = await fastify.credentials.register(body, request)
-    const tokens = await fastify.sessions.start({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, { request })
+    const response = await loginResponse(fastify, user, { request })
     reply.code(201)
-    return { user: publicUser(user), ...tokens }
+    return response
   })
 
   fastify.post('/login', { schema: loginSchema, config: { rateLimitClass: 'login' } }, async (request, reply) => {
