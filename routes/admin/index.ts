@@ -2,9 +2,10 @@
 // Disabling, deleting and role changes take effect on the user's next request: the cached user
 // state is dropped on every instance (tokens.userChanged), and for disable/delete every refresh
 // family is revoked together with its live access tokens (sessions.revokeAllFamilies).
+import { mayAdminister } from '../../lib/auth-user.ts'
+import { gatehouseError } from '../../lib/errors.ts'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { highestRole } from '../../plugins/rbac/hierarchy.ts'
-import { gatehouseError } from '../../lib/errors.ts'
 import { createUserAdmin, type StatusFilter, type UserChange } from './users.ts'
 import { listAuditEvents } from './audit.ts'
 import { badQuery, decodeCursor, pageSize, pagingQuery } from './paging.ts'
@@ -41,6 +42,11 @@ export default async function adminRoutes (fastify: FastifyInstance, options: Ad
   }
 
   fastify.addHook('onRequest', fastify.authenticate)
+  // CONTRACT §14: a trusted issuer's token is refused here whatever its roles, unless its entry
+  // sets `adminApi: true`; an OAuth client's token always.
+  fastify.addHook('preHandler', async function localAdministrators (request) {
+    if (!mayAdminister(request.user)) throw gatehouseError('FORBIDDEN', 'The admin API accepts only accounts of this server')
+  })
   fastify.addHook('preHandler', fastify.requireRole(adminRole))
   if (options.requireMfa === true) fastify.addHook('preHandler', fastify.requireMfa())
 

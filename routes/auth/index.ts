@@ -1,6 +1,11 @@
 // The /auth route group (CONTRACT §3, §11): account routes (register, login, me, password, API
 // keys), session routes (refresh, logout, logout-all), second factors (/auth/mfa/*) and passkeys
 // (/auth/webauthn/*). Register it with `{ prefix: '/auth' }`.
+//
+// Two rules hold for the whole group (CONTRACT §14):
+//  - its endpoints take JSON only: a form or text/plain body (what an HTML form on another site can
+//    send without a preflight) is answered 415 before any handler runs, so no login CSRF;
+//  - no answer is stored by a cache (`Cache-Control: no-store`): they carry tokens, keys or account data.
 import type { FastifyInstance } from 'fastify'
 import accountRoutes from './account.ts'
 import sessionRoutes from './session.ts'
@@ -8,6 +13,14 @@ import mfaRoutes from './mfa.ts'
 import webauthnRoutes from './webauthn.ts'
 
 export default async function authRoutes (fastify: FastifyInstance): Promise<void> {
+  for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {
+    if (fastify.hasContentTypeParser(type)) fastify.removeContentTypeParser(type)
+  }
+  fastify.addHook('onRequest', function noStore (_request, reply, done) {
+    reply.header('cache-control', 'no-store')
+    reply.header('pragma', 'no-cache')
+    done()
+  })
   await fastify.register(accountRoutes)
   await fastify.register(sessionRoutes)
   if (fastify.hasDecorator('mfa')) {
