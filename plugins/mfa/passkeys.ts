@@ -7,10 +7,8 @@
 // was read, so an assertion from a cloned authenticator, or the same assertion twice, is refused.
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import {
-  generateAuthenticationOptions, generateRegistrationOptions, verifyAuthenticationResponse, verifyRegistrationResponse,
-  type AuthenticationResponseJSON, type PublicKeyCredentialCreationOptionsJSON, type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON
+import type {
+  AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON
 } from '@simplewebauthn/server'
 import { gatehouseError, type GatehouseError } from '../../lib/errors.ts'
 import { passkeyAmr } from '../../lib/amr.ts'
@@ -38,6 +36,14 @@ export interface PasskeyInfo {
   deviceType: string
   backedUp: boolean
   transports: string[]
+}
+
+type WebAuthnLibrary = typeof import('@simplewebauthn/server')
+let library: Promise<WebAuthnLibrary> | undefined
+/** @simplewebauthn/server and its ASN.1 stack load on the first ceremony, not at start (CLI, tests). */
+function webauthnLibrary (): Promise<WebAuthnLibrary> {
+  library ??= import('@simplewebauthn/server')
+  return library
 }
 
 const MAX_PASSKEYS = 20
@@ -112,7 +118,7 @@ export function createPasskeys (deps: PasskeyDeps) {
     if (typeof userHandle === 'string' && userHandle !== '' && userHandle !== Buffer.from(row.userId, 'utf8').toString('base64url')) return null
     let result
     try {
-      result = await verifyAuthenticationResponse({
+      result = await (await webauthnLibrary()).verifyAuthenticationResponse({
         response: credential as AuthenticationResponseJSON,
         expectedChallenge,
         expectedOrigin: [...webauthn.origins],
@@ -143,7 +149,7 @@ export function createPasskeys (deps: PasskeyDeps) {
   async function registrationOptions (user: Pick<User, 'id' | 'email' | 'name'>): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const existing = await prisma.webAuthnCredential.findMany({ where: { userId: user.id }, select: { credentialId: true, transports: true } })
     if (existing.length >= MAX_PASSKEYS) throw gatehouseError('CONFLICT', `At most ${MAX_PASSKEYS} passkeys per account`)
-    const options = await generateRegistrationOptions({
+    const options = await (await webauthnLibrary()).generateRegistrationOptions({
       rpName: webauthn.rpName,
       rpID: webauthn.rpId,
       userName: user.email,
@@ -164,7 +170,7 @@ export function createPasskeys (deps: PasskeyDeps) {
     if (taken === null) throw refused('The registration answer is invalid or its challenge is used or expired')
     let result
     try {
-      result = await verifyRegistrationResponse({
+      result = await (await webauthnLibrary()).verifyRegistrationResponse({
         response: credential as RegistrationResponseJSON,
         expectedChallenge: taken.challenge,
         expectedOrigin: [...webauthn.origins],
@@ -203,7 +209,7 @@ export function createPasskeys (deps: PasskeyDeps) {
   // ---- passwordless login ---------------------------------------------------------------------
 
   async function loginOptions (): Promise<{ challengeId: string, options: PublicKeyCredentialRequestOptionsJSON }> {
-    const options = await generateAuthenticationOptions({ rpID: webauthn.rpId, userVerification: 'preferred', timeout: TIMEOUT_MS })
+    const options = await (await webauthnLibrary()).generateAuthenticationOptions({ rpID: webauthn.rpId, userVerification: 'preferred', timeout: TIMEOUT_MS })
     const challengeId = await storeChallenge({ purpose: 'login', challenge: options.challenge })
     return { challengeId, options }
   }
@@ -232,7 +238,7 @@ export function createPasskeys (deps: PasskeyDeps) {
   async function secondFactorOptions (step: MfaLoginStep): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const own = await prisma.webAuthnCredential.findMany({ where: { userId: step.userId }, select: { credentialId: true, transports: true } })
     if (own.length === 0) throw gatehouseError('NOT_FOUND', 'The account has no passkey')
-    const options = await generateAuthenticationOptions({
+    const options = await (await webauthnLibrary()).generateAuthenticationOptions({
       rpID: webauthn.rpId,
       userVerification: 'preferred',
       timeout: TIMEOUT_MS,
