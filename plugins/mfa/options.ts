@@ -1,4 +1,5 @@
 // Options of gatehouse-mfa: defaults from named constants, validated once, frozen.
+import { OptionsError, optionChecks } from '../../lib/options.ts'
 
 export const DEFAULT_TOTP_ISSUER = 'Gatehouse'
 /** Seconds an mfa_token lives (the second step of a login). */
@@ -53,15 +54,13 @@ export interface ResolvedMfaOptions {
   readonly clock: () => number
 }
 
-export class MfaOptionsError extends Error {
+/** A bad option of gatehouse-mfa (an OptionsError: `code`, `plugin`, `option`). */
+export class MfaOptionsError extends OptionsError {
   override name = 'MfaOptionsError'
 }
 
-function positive (name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new MfaOptionsError(`gatehouse-mfa: ${name} must be a whole number >= 1`)
-  return value
-}
+const PLUGIN = 'gatehouse-mfa'
+const check = optionChecks(PLUGIN, MfaOptionsError)
 
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/
 
@@ -72,42 +71,42 @@ const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](
  */
 export function checkWebAuthn (rpId: string, origins: readonly string[]): void {
   if (typeof rpId !== 'string' || !HOSTNAME.test(rpId) || /^\d+(\.\d+){3}$/.test(rpId)) {
-    throw new MfaOptionsError(`the WebAuthn RP id ${JSON.stringify(rpId)} must be a domain name in lower case (an IP address cannot be one)`)
+    throw new MfaOptionsError(PLUGIN, 'webauthn.rpId', `the WebAuthn RP id ${JSON.stringify(rpId)} must be a domain name in lower case (an IP address cannot be one)`)
   }
-  if (!Array.isArray(origins) || origins.length === 0) throw new MfaOptionsError('at least one WebAuthn origin is required')
+  if (!Array.isArray(origins) || origins.length === 0) throw new MfaOptionsError(PLUGIN, 'webauthn.origins', 'at least one WebAuthn origin is required')
   for (const origin of origins) {
     let url: URL
     try {
       url = new URL(origin)
     } catch {
-      throw new MfaOptionsError(`the WebAuthn origin ${JSON.stringify(origin)} is not a URL`)
+      throw new MfaOptionsError(PLUGIN, 'webauthn.origins', `the WebAuthn origin ${JSON.stringify(origin)} is not a URL`)
     }
-    if (url.origin !== origin) throw new MfaOptionsError(`the WebAuthn origin ${JSON.stringify(origin)} must be a bare origin such as https://app.example.com (no path, no trailing slash)`)
+    if (url.origin !== origin) throw new MfaOptionsError(PLUGIN, 'webauthn.origins', `the WebAuthn origin ${JSON.stringify(origin)} must be a bare origin such as https://app.example.com (no path, no trailing slash)`)
     const secure = url.protocol === 'https:' || (url.protocol === 'http:' && url.hostname === 'localhost')
-    if (!secure) throw new MfaOptionsError(`the WebAuthn origin ${origin} must be https:// (http:// only for localhost)`)
+    if (!secure) throw new MfaOptionsError(PLUGIN, 'webauthn.origins', `the WebAuthn origin ${origin} must be https:// (http:// only for localhost)`)
     if (url.hostname !== rpId && !url.hostname.endsWith(`.${rpId}`)) {
-      throw new MfaOptionsError(`the WebAuthn origin ${origin} does not belong to the RP id ${rpId}`)
+      throw new MfaOptionsError(PLUGIN, 'webauthn.origins', `the WebAuthn origin ${origin} does not belong to the RP id ${rpId}`)
     }
   }
 }
 
 export function resolveOptions (input: MfaOptions): ResolvedMfaOptions {
-  if (typeof input.keysDir !== 'string' || input.keysDir === '') throw new MfaOptionsError('gatehouse-mfa: keysDir is required')
+  const keysDir = check.string('keysDir', input.keysDir)
   const totpIssuer = input.totpIssuer ?? DEFAULT_TOTP_ISSUER
-  if (typeof totpIssuer !== 'string' || totpIssuer === '' || totpIssuer.includes(':')) throw new MfaOptionsError('gatehouse-mfa: totpIssuer must be a non-empty string without ":"')
+  if (typeof totpIssuer !== 'string' || totpIssuer === '' || totpIssuer.includes(':')) check.fail('totpIssuer', 'must be a non-empty string without ":"')
   let webauthn: ResolvedWebAuthnOptions | null = null
   if (input.webauthn !== undefined) {
     checkWebAuthn(input.webauthn.rpId, input.webauthn.origins)
     webauthn = Object.freeze({ rpId: input.webauthn.rpId, rpName: input.webauthn.rpName ?? totpIssuer, origins: Object.freeze([...input.webauthn.origins]) })
   }
-  if (input.clock !== undefined && typeof input.clock !== 'function') throw new MfaOptionsError('gatehouse-mfa: clock must be a function')
+  if (input.clock !== undefined && typeof input.clock !== 'function') check.fail('clock', 'must be a function')
   return Object.freeze({
-    keysDir: input.keysDir,
-    generateKey: input.generateKey ?? true,
+    keysDir,
+    generateKey: check.boolean('generateKey', input.generateKey, true),
     totpIssuer,
-    mfaTokenTtl: positive('mfaTokenTtl', input.mfaTokenTtl, DEFAULT_MFA_TOKEN_TTL),
-    maxAttempts: positive('maxAttempts', input.maxAttempts, DEFAULT_MAX_ATTEMPTS),
-    challengeTtl: positive('challengeTtl', input.challengeTtl, DEFAULT_CHALLENGE_TTL),
+    mfaTokenTtl: check.integer('mfaTokenTtl', input.mfaTokenTtl, DEFAULT_MFA_TOKEN_TTL, { min: 1 }),
+    maxAttempts: check.integer('maxAttempts', input.maxAttempts, DEFAULT_MAX_ATTEMPTS, { min: 1 }),
+    challengeTtl: check.integer('challengeTtl', input.challengeTtl, DEFAULT_CHALLENGE_TTL, { min: 1 }),
     webauthn,
     clock: input.clock ?? Date.now
   })

@@ -12,9 +12,8 @@ import type {
 } from '@simplewebauthn/server'
 import { gatehouseError, type GatehouseError } from '../../lib/errors.ts'
 import { passkeyAmr } from '../../lib/amr.ts'
-import type { PrismaClient } from '../store/client.ts'
-import type { User } from '../../prisma/generated/sqlite/client.ts'
-import type { Audit } from '../audit/index.ts'
+import type { PrismaClient, User } from '../store/index.ts'
+import { AUDIT_EVENTS, type Audit } from '../audit/index.ts'
 import type { ResolvedWebAuthnOptions } from './options.ts'
 import type { MfaLoginStep, PasskeyFactor } from './service.ts'
 
@@ -198,7 +197,7 @@ export function createPasskeys (deps: PasskeyDeps) {
           createdAt: new Date(clock())
         }
       })
-      record({ type: 'passkey_registered', outcome: 'success', actorId: userId, subjectId: userId, details: { webauthnId: row.id }, request })
+      record({ type: AUDIT_EVENTS.PASSKEY_REGISTERED, outcome: 'success', actorId: userId, subjectId: userId, details: { webauthnId: row.id }, request })
       return { id: row.id }
     } catch (err) {
       if ((err as { code?: string }).code === 'CONFLICT') throw gatehouseError('CONFLICT', 'This passkey is already registered')
@@ -217,19 +216,19 @@ export function createPasskeys (deps: PasskeyDeps) {
   async function login (challengeId: string, credential: unknown, request?: FastifyRequest): Promise<{ user: User, amr: string[] }> {
     const taken = await takeChallenge({ id: challengeId, purpose: 'login' })
     if (taken === null || answeredChallenge(credential) !== taken.challenge) {
-      record({ type: 'login_passkey', outcome: 'failure', reason: 'challenge', request })
+      record({ type: AUDIT_EVENTS.LOGIN_PASSKEY, outcome: 'failure', reason: 'challenge', request })
       throw refused()
     }
     const checked = await checkAssertion(credential, taken.challenge)
     if (checked === null) {
-      record({ type: 'login_passkey', outcome: 'failure', reason: 'assertion', request })
+      record({ type: AUDIT_EVENTS.LOGIN_PASSKEY, outcome: 'failure', reason: 'assertion', request })
       throw refused()
     }
     const user = await prisma.user.findUnique({ where: { id: checked.row.userId } })
     if (user === null || user.deletedAt !== null) throw gatehouseError('USER_NOT_FOUND')
     if (user.status !== 'active') throw gatehouseError('ACCOUNT_DISABLED')
     await prisma.user.updateMany({ where: { id: user.id }, data: { lastLoginAt: new Date(clock()) } })
-    record({ type: 'login_passkey', outcome: 'success', actorId: user.id, subjectId: user.id, details: { webauthnId: checked.row.id, userVerified: checked.userVerified }, request })
+    record({ type: AUDIT_EVENTS.LOGIN_PASSKEY, outcome: 'success', actorId: user.id, subjectId: user.id, details: { webauthnId: checked.row.id, userVerified: checked.userVerified }, request })
     return { user, amr: passkeyAmr(checked.userVerified) }
   }
 
@@ -284,7 +283,7 @@ export function createPasskeys (deps: PasskeyDeps) {
       prisma.totpFactor.findUnique({ where: { userId }, select: { confirmedAt: true } })
     ])
     if (left === 0 && (totp === null || totp.confirmedAt === null)) await prisma.recoveryCode.deleteMany({ where: { userId } })
-    record({ type: 'passkey_removed', outcome: 'success', actorId: userId, subjectId: userId, details: { webauthnId: id }, request })
+    record({ type: AUDIT_EVENTS.PASSKEY_REMOVED, outcome: 'success', actorId: userId, subjectId: userId, details: { webauthnId: id }, request })
   }
 
   return { registrationOptions, register, loginOptions, login, secondFactorOptions, list, rename, remove, factor }

@@ -10,10 +10,9 @@ import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { gatehouseError, insufficientAuthentication, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
 import { AMR_PASSWORD_OTP } from '../../lib/amr.ts'
-import type { PrismaClient } from '../store/client.ts'
-import type { User } from '../../prisma/generated/sqlite/client.ts'
-import type { Audit } from '../audit/index.ts'
-import type { LoginThrottle, ThrottleAttempt } from '../credentials/service.ts'
+import type { PrismaClient, User } from '../store/index.ts'
+import { AUDIT_EVENTS, type Audit, type AuditEventType } from '../audit/index.ts'
+import type { LoginThrottle, LoginAttempt as ThrottleAttempt } from '../rate-limit/index.ts'
 import { SecretBoxError, type SecretBox } from './secret-box.ts'
 import { matchTotp, newTotpSecret, otpauthUri, qrCodeDataUrl } from './totp.ts'
 import { RECOVERY_CODE_COUNT, hashMfaToken, hashRecoveryCode, newMfaToken, newRecoveryCode, normalizeRecoveryCode } from './codes.ts'
@@ -158,7 +157,7 @@ export function createMfaService (deps: MfaDeps) {
     })
     if (count !== 1) return false
     const left = await prisma.recoveryCode.count({ where: { userId, usedAt: null } })
-    record({ type: 'mfa_recovery_code_used', outcome: 'success', actorId: userId, subjectId: userId, details: { remaining: left }, request })
+    record({ type: AUDIT_EVENTS.MFA_RECOVERY_CODE_USED, outcome: 'success', actorId: userId, subjectId: userId, details: { remaining: left }, request })
     return true
   }
 
@@ -182,7 +181,7 @@ export function createMfaService (deps: MfaDeps) {
       if (isGatehouseError(err) && err.code === 'CONFLICT') throw gatehouseError('CONFLICT', 'TOTP is already on: turn it off first to enrol another authenticator')
       throw err
     }
-    record({ type: 'mfa_totp_setup', outcome: 'success', actorId: user.id, subjectId: user.id, request })
+    record({ type: AUDIT_EVENTS.MFA_TOTP_SETUP, outcome: 'success', actorId: user.id, subjectId: user.id, request })
     const uri = otpauthUri(secret, options.totpIssuer, user.email)
     return { secret, otpauthUri: uri, qrCode: qrCodeDataUrl(uri) }
   }
@@ -194,7 +193,7 @@ export function createMfaService (deps: MfaDeps) {
     if (factor.confirmedAt !== null) throw gatehouseError('CONFLICT', 'TOTP is already on')
     const step = matchTotp(openSecret(factor.secret, userId), code, clock())
     if (step === null) {
-      record({ type: 'mfa_totp_enabled', outcome: 'failure', reason: 'bad_code', actorId: userId, subjectId: userId, request })
+      record({ type: AUDIT_EVENTS.MFA_TOTP_ENABLED, outcome: 'failure', reason: 'bad_code', actorId: userId, subjectId: userId, request })
       throw invalidCode()
     }
     const { count } = await prisma.totpFactor.updateMany({
@@ -203,7 +202,7 @@ export function createMfaService (deps: MfaDeps) {
     })
     if (count !== 1) throw gatehouseError('CONFLICT', 'The enrolment changed meanwhile; start again')
     const codes = await replaceRecoveryCodes(userId)
-    record({ type: 'mfa_totp_enabled', outcome: 'success', actorId: userId, subjectId: userId, request })
+    record({ type: AUDIT_EVENTS.MFA_TOTP_ENABLED, outcome: 'success', actorId: userId, subjectId: userId, request })
     return codes
   }
 
@@ -211,7 +210,7 @@ export function createMfaService (deps: MfaDeps) {
    * Checks a current TOTP code or an unused recovery code of the user outside a login (turning
    * MFA off, new recovery codes), counted by the same per-account throttle as login answers.
    */
-  async function checkCurrentFactor (userId: string, proof: { code?: string, recoveryCode?: string }, auditType: string, request?: FastifyRequest): Promise<void> {
+  async function checkCurrentFactor (userId: string, proof: { code?: string, recoveryCode?: string }, auditType: AuditEventType, request?: FastifyRequest): Promise<void> {
     const attempt = await throttled(userId)
     try {
       const ok = proof.code !== undefined
@@ -232,11 +231,11 @@ export function createMfaService (deps: MfaDeps) {
   async function disableTotp (userId: string, proof: { code?: string, recoveryCode?: string }, request?: FastifyRequest): Promise<void> {
     const factor = await prisma.totpFactor.findUnique({ where: { userId }, select: { confirmedAt: true } })
     if (factor === null || factor.confirmedAt === null) throw gatehouseError('NOT_FOUND', 'TOTP is not on')
-    await checkCurrentFactor(userId, proof, 'mfa_totp_disabled', request)
+    await checkCurrentFactor(userId, proof, AUDIT_EVENTS.MFA_TOTP_DISABLED, request)
     await prisma.totpFactor.deleteMany({ where: { userId } })
     // Recovery codes stand in for a factor; with none left they would be a way in of their own.
     if ((await passkeys?.count(userId) ?? 0) === 0) await prisma.recoveryCode.deleteMany({ where: { userId } })
-    record({ type: 'mfa_totp_disabled', outcome: 'success', actorId: userId, subjectId: userId, request })
+    record({ type: AUDIT_EVENTS.MFA_TOTP_DISABLED, outcome: 'success', actorId: userId, subjectId: userId, request })
   }
 
   /**
@@ -248,12 +247,12 @@ export function createMfaService (deps: MfaDeps) {
     if (!state.totp && state.passkeys === 0) throw gatehouseError('CONFLICT', 'No second factor is on')
     if (state.totp) {
       if (input.code === undefined) throw invalidCode('A current TOTP code is required')
-      await checkCurrentFactor(userId, { code: input.code }, 'mfa_recovery_codes_regenerated', request)
+      await checkCurrentFactor(userId, { code: input.code }, AUDIT_EVENTS.MFA_RECOVERY_CODES_REGENERATED, request)
     } else if (!input.sessionIsMultiFactor) {
       throw insufficientAuthentication('Sign in with your passkey first')
     }
     const codes = await replaceRecoveryCodes(userId)
-    record({ type: 'mfa_recovery_codes_regenerated', outcome: 'success', actorId: userId, subjectId: userId, request })
+    record({ type: AUDIT_EVENTS.MFA_RECOVERY_CODES_REGENERATED, outcome: 'success', actorId: userId, subjectId: userId, request })
     return codes
   }
 
@@ -363,13 +362,13 @@ export function createMfaService (deps: MfaDeps) {
       }
       if (amr === null) {
         await attempt?.fail()
-        record({ type: 'login_mfa', outcome: 'failure', reason: 'bad_code', actorId: step.userId, subjectId: step.userId, details: { method, attempt: step.attempts + 1 }, request })
+        record({ type: AUDIT_EVENTS.LOGIN_MFA, outcome: 'failure', reason: 'bad_code', actorId: step.userId, subjectId: step.userId, details: { method, attempt: step.attempts + 1 }, request })
         throw invalidCode()
       }
       const spent = await prisma.mfaLogin.updateMany({ where: { id: step.id, usedAt: null }, data: { usedAt: new Date(clock()) } })
       if (spent.count !== 1) throw invalidCode('The mfa_token is invalid, expired or used up: log in again')
       await attempt?.succeed()
-      record({ type: 'login_mfa', outcome: 'success', actorId: step.userId, subjectId: step.userId, details: { method }, request })
+      record({ type: AUDIT_EVENTS.LOGIN_MFA, outcome: 'success', actorId: step.userId, subjectId: step.userId, details: { method }, request })
       return { user, amr, clientId: step.clientId }
     } finally {
       // No verdict (a fault, a dead token): the reservation is freed without counting.
@@ -411,7 +410,7 @@ export function createMfaService (deps: MfaDeps) {
     ])
     const removedPasskeys = await passkeys?.removeAll(userId) ?? 0
     const result = { totp: totp.count > 0, passkeys: removedPasskeys, recoveryCodes: codes.count }
-    record({ type: 'mfa_reset', outcome: 'success', actorId: ctx.actorId ?? null, subjectId: userId, details: { authenticatorApp: result.totp, webauthn: result.passkeys, recoveryCodes: result.recoveryCodes, ...(ctx.via === undefined ? {} : { via: ctx.via }) }, request: ctx.request })
+    record({ type: AUDIT_EVENTS.MFA_RESET, outcome: 'success', actorId: ctx.actorId ?? null, subjectId: userId, details: { authenticatorApp: result.totp, webauthn: result.passkeys, recoveryCodes: result.recoveryCodes, ...(ctx.via === undefined ? {} : { via: ctx.via }) }, request: ctx.request })
     return result
   }
 

@@ -3,10 +3,10 @@
 // token_type, expires_in }`. And the MFA_REQUIRED answer that a correct password gets when the
 // account has a second factor.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { User } from '../../prisma/generated/sqlite/client.ts'
+import type { User } from '../../plugins/store/index.ts'
 import { ERRORS } from '../../lib/errors.ts'
 import { parseRoles } from '../../lib/roles.ts'
-import { tokenResponseSchema, type TokenResponse } from '../../plugins/sessions/service.ts'
+import { tokenResponseSchema, type TokenResponse } from '../../plugins/sessions/index.ts'
 import type { MfaChallenge } from '../../plugins/mfa/index.ts'
 
 /** A user as the API shows it: never the password hash. */

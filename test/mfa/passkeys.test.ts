@@ -4,7 +4,9 @@
 // foreign origins, expired and reused challenges, another user's passkey, the admin reset, and
 // the start-up rules of WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS.
 import t from 'tap'
-import { loadConfig, ConfigError } from '../../lib/config.ts'
+import { loadConfig, ConfigError } from '../../server/config.ts'
+import { resolveOptions, MfaOptionsError } from '../../plugins/mfa/index.ts'
+import { isOptionsError } from '../../lib/options.ts'
 import { providers } from '../helpers/databases.ts'
 import { PASSWORD, claims, mfaServer, registerUser, type MfaServer } from './helpers.ts'
 import { SoftAuthenticator } from './soft-authenticator.ts'
@@ -139,5 +141,22 @@ t.test('WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS are checked at start-up', async (t) 
     t.ok(err instanceof ConfigError, JSON.stringify(env))
     t.equal(err.variable, variable)
     t.match(err.message, message)
+  }
+})
+
+t.test('a bad gatehouse-mfa option is a coded OptionsError naming the option', async (t) => {
+  const cases: Array<[Record<string, unknown>, string]> = [
+    [{}, 'keysDir'],
+    [{ keysDir: '/k', totpIssuer: 'a:b' }, 'totpIssuer'],
+    [{ keysDir: '/k', maxAttempts: 0 }, 'maxAttempts'],
+    [{ keysDir: '/k', mfaTokenTtl: 1.5 }, 'mfaTokenTtl'],
+    [{ keysDir: '/k', clock: 5 }, 'clock'],
+    [{ keysDir: '/k', webauthn: { rpId: '10.0.0.1', origins: ['https://10.0.0.1'] } }, 'webauthn.rpId'],
+    [{ keysDir: '/k', webauthn: { rpId: 'example.com', origins: ['https://evil.org'] } }, 'webauthn.origins']
+  ]
+  for (const [input, option] of cases) {
+    const err = t.throws(() => resolveOptions(input as never)) as MfaOptionsError
+    t.ok(err instanceof MfaOptionsError && isOptionsError(err), option)
+    t.match(err, { code: 'GATEHOUSE_INVALID_OPTION', plugin: 'gatehouse-mfa', option }, option)
   }
 })

@@ -2,10 +2,13 @@
 // A bad value stops start-up with one line that names the variable (ConfigError).
 import { isIP } from 'node:net'
 import { parseDatabaseUrl, DatabaseUrlError } from '../plugins/store/database-url.ts'
+import { isSigningAlgorithm, SIGNING_ALGORITHMS, DEFAULT_SIGNING_ALGORITHM, type SigningAlgorithm } from '../lib/algorithms.ts'
+import { isLoopbackHost } from '../lib/loopback.ts'
+import { ConfigError } from '../lib/options.ts'
 import { checkWebAuthn, MfaOptionsError } from '../plugins/mfa/options.ts'
 
-export type SigningAlgorithm = 'RS256' | 'ES256' | 'EdDSA'
-export const SIGNING_ALGORITHMS: readonly SigningAlgorithm[] = ['RS256', 'ES256', 'EdDSA']
+export { ConfigError }
+export type { SigningAlgorithm }
 
 export interface GatehouseConfig {
   port: number
@@ -41,15 +44,6 @@ export interface GatehouseConfig {
   webauthnRpId?: string
   /** WEBAUTHN_ORIGINS. */
   webauthnOrigins: string[]
-}
-
-export class ConfigError extends Error {
-  override name = 'ConfigError'
-  readonly variable: string
-  constructor (variable: string, message: string) {
-    super(`${variable}: ${message}`)
-    this.variable = variable
-  }
 }
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -99,7 +93,7 @@ function webauthnSettings (env: NodeJS.ProcessEnv, issuerUrl: URL): { rpId?: str
   } catch (err) {
     if (!(err instanceof MfaOptionsError)) throw err
     if (explicitRpId === undefined && explicitOrigins === undefined) return { origins: [] }
-    if (err.message.startsWith('the WebAuthn RP id')) throw new ConfigError('WEBAUTHN_RP_ID', err.message)
+    if (err.option === 'webauthn.rpId') throw new ConfigError('WEBAUTHN_RP_ID', err.message)
     throw new ConfigError('WEBAUTHN_ORIGINS', explicitOrigins === undefined ? `${err.message} (set WEBAUTHN_ORIGINS to the origins of the pages that use passkeys)` : err.message)
   }
   return { rpId, origins: [...new Set(origins)] }
@@ -121,10 +115,6 @@ function parseTrustProxy (raw: string | undefined): GatehouseConfig['trustProxy'
     }
   }
   return entries
-}
-
-function isLoopbackHost (hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || hostname === '::1' || /^127\.\d+\.\d+\.\d+$/.test(hostname)
 }
 
 /** Reads and validates the configuration. Throws ConfigError naming the bad variable. */
@@ -158,8 +148,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatehouseConf
 
   const audience = env.AUTH_AUDIENCE?.trim() || 'gatehouse'
   const keysDir = env.AUTH_KEYS_DIR?.trim() || './data/keys'
-  const signingAlgorithm = (env.AUTH_SIGNING_ALG?.trim() || 'RS256') as SigningAlgorithm
-  if (!SIGNING_ALGORITHMS.includes(signingAlgorithm)) {
+  const signingAlgorithm = env.AUTH_SIGNING_ALG?.trim() || DEFAULT_SIGNING_ALGORITHM
+  if (!isSigningAlgorithm(signingAlgorithm)) {
     throw new ConfigError('AUTH_SIGNING_ALG', `unknown algorithm ${JSON.stringify(signingAlgorithm)}: use one of ${SIGNING_ALGORITHMS.join(', ')}`)
   }
 
