@@ -5,6 +5,7 @@ import { usersCommand } from './users.ts'
 import { clientsCommand } from './clients.ts'
 import { auditCommand } from './audit.ts'
 import { prismaCommand } from './prisma.ts'
+import { mfaCommand } from './mfa.ts'
 
 export { UsageError } from './errors.ts'
 
@@ -20,7 +21,8 @@ export const COMMANDS: Record<string, Command> = {
   users: usersCommand,
   clients: clientsCommand,
   audit: auditCommand,
-  prisma: prismaCommand
+  prisma: prismaCommand,
+  mfa: mfaCommand
 }
 
 export function usage (): string {

@@ -24,6 +24,9 @@ import type { GatehouseUser, TokenResponseBody } from './types.ts'
 /** Codes of a 401 on an API call after which one refresh and one retry are worth it. */
 export const RENEWABLE_CODES: ReadonlySet<string> = new Set(['TOKEN_EXPIRED', 'TOKEN_REVOKED'])
 
+/** Answers one mfa_token takes (the server's limit). */
+const MFA_ATTEMPTS = 5
+
 /** Used when a token response says nothing about expiry: refresh only after a 401 then. */
 const UNKNOWN_EXPIRY = Number.MAX_SAFE_INTEGER
 
@@ -235,7 +238,10 @@ class Client implements GatehouseClient {
     this.#transient.add(body.password)
     const epoch = ++this.#epoch
     try {
-      const sent = await this.#post(path, body)
+      let sent = await this.#post(path, body)
+      if (sent.response.status === 401 && this.#options.mfa !== undefined && (await peekCode(sent.response)) === 'MFA_REQUIRED') {
+        sent = await this.#secondFactor(sent.response)
+      }
       const data = await readJson<TokenResponseBody>(sent.response)
       if (epoch !== this.#epoch) throw notAuthenticated() // a logout or another login came first
       const tokens = await this.#adopt(data, sent)
@@ -248,6 +254,43 @@ class Client implements GatehouseClient {
       throw err
     } finally {
       this.#transient.delete(body.password)
+    }
+  }
+
+  /**
+   * After MFA_REQUIRED: asks the app's `mfa` callback for a code and answers at /auth/mfa/verify,
+   * again after a wrong code (the server allows 5 answers per mfa_token). Returns the last answer.
+   */
+  async #secondFactor (challenge: Response): Promise<Sent> {
+    const body = await challenge.json().catch(() => null) as { mfa_token?: unknown, methods?: unknown } | null
+    const mfaToken = body?.mfa_token
+    if (typeof mfaToken !== 'string' || mfaToken === '') {
+      throw new GatehouseNetworkError({ kind: 'network', code: 'INVALID_RESPONSE', status: 401, message: 'The MFA_REQUIRED answer lacks mfa_token' })
+    }
+    const methods = Array.isArray(body?.methods) ? body!.methods.filter((m): m is string => typeof m === 'string') : []
+    this.#transient.add(mfaToken)
+    let previousError: GatehouseHttpError | undefined
+    try {
+      for (let attempt = 1; attempt <= MFA_ATTEMPTS; attempt++) {
+        const answer = await this.#options.mfa!({ methods, attempt, previousError })
+        if (answer === null || answer === undefined) {
+          throw new GatehouseHttpError({ kind: 'http', status: 401, code: 'MFA_REQUIRED', message: 'A second factor is required to complete the login' })
+        }
+        const secret = 'code' in answer ? answer.code : answer.recoveryCode
+        if (typeof secret !== 'string' || secret === '') throw new GatehouseClientError({ kind: 'config', code: 'INVALID_OPTION', message: 'the mfa callback must return { code } or { recoveryCode } with a non-empty string' })
+        this.#transient.add(secret)
+        try {
+          const sent = await this.#post('/auth/mfa/verify', 'code' in answer ? { mfa_token: mfaToken, code: secret } : { mfa_token: mfaToken, recovery_code: secret })
+          if (sent.response.status !== 401 || (await peekCode(sent.response)) !== 'INVALID_MFA_CODE' || attempt === MFA_ATTEMPTS) return sent
+          previousError = await errorFromResponse(sent.response)
+          this.#log('warn', 'second factor refused', { attempt })
+        } finally {
+          this.#transient.delete(secret)
+        }
+      }
+      throw previousError as GatehouseHttpError
+    } finally {
+      this.#transient.delete(mfaToken)
     }
   }
 

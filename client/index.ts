@@ -1,7 +1,7 @@
 // gatehouse/client: a dependency-free client for a Gatehouse server, for Node 20+ and browsers.
 // See docs/client.md.
 export { createClient, createClient as default, RENEWABLE_CODES, type GatehouseClient, type ClientMode } from './client.ts'
-export type { ClientOptions, Credentials, FetchFunction } from './options.ts'
+export type { ClientOptions, Credentials, FetchFunction, MfaPrompt, MfaAnswer } from './options.ts'
 export { isLoopbackHost, DEFAULT_REFRESH_SKEW_SECONDS, DEFAULT_REFRESH_JITTER_SECONDS } from './options.ts'
 export type { ClientEvents, ClientEventName, Listener } from './events.ts'
 export {

@@ -1,6 +1,6 @@
 // createClient's options, resolved once: defaults from named constants, validation with a coded
 // GatehouseConfigError, a new frozen object. The caller's object is never mutated.
-import { configError } from './errors.ts'
+import { configError, type GatehouseHttpError } from './errors.ts'
 import type { ClientEvents } from './events.ts'
 import type { ClientLogger } from './redact.ts'
 import { memoryStorage, type TokenStorage } from './storage.ts'
@@ -12,6 +12,19 @@ export interface Credentials {
   email: string
   password: string
 }
+
+/** What the `mfa` callback is told when a login needs a second factor. */
+export interface MfaPrompt {
+  /** The second factors the account has: 'totp', 'recovery_code', 'webauthn'. */
+  methods: string[]
+  /** 1 for the first answer; higher after a wrong answer. */
+  attempt: number
+  /** Why the previous answer was refused (INVALID_MFA_CODE). */
+  previousError?: GatehouseHttpError
+}
+
+/** A TOTP code or one recovery code; null (or undefined) gives up the login. */
+export type MfaAnswer = { code: string } | { recoveryCode: string }
 
 export type FetchFunction = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
 
@@ -31,6 +44,13 @@ export interface ClientOptions {
    * and on the first authenticated call when there is no session yet.
    */
   credentials?: () => Credentials | Promise<Credentials>
+  /**
+   * Asked for a second factor when a login answers MFA_REQUIRED (the account has TOTP or passkeys):
+   * return a code (or a recovery code) and the client completes the login at /auth/mfa/verify.
+   * Asked again after a wrong answer, up to the server's limit of 5. Without it such a login
+   * throws GatehouseHttpError with code MFA_REQUIRED.
+   */
+  mfa?: (prompt: MfaPrompt) => MfaAnswer | null | undefined | Promise<MfaAnswer | null | undefined>
   /** Refresh this long before the access token expires. @default 30 */
   refreshSkewSeconds?: number
   /** A random extra lead of up to this many seconds, so many clients do not refresh in step. @default 5 */
@@ -66,6 +86,7 @@ export interface ResolvedOptions {
   /** True when the tokens live only in this client (nothing else can rotate them). */
   readonly storageIsDefault: boolean
   readonly credentials: (() => Credentials | Promise<Credentials>) | undefined
+  readonly mfa: ClientOptions['mfa']
   readonly skewMs: number
   readonly jitterMs: number
   readonly proactiveRefresh: boolean
@@ -143,6 +164,7 @@ export function resolveOptions (input: ClientOptions): ResolvedOptions {
     storage,
     storageIsDefault: input.storage === undefined,
     credentials: optionalFunction(input.credentials, 'credentials'),
+    mfa: optionalFunction(input.mfa, 'mfa'),
     skewMs: seconds(input.refreshSkewSeconds, 'refreshSkewSeconds', DEFAULT_REFRESH_SKEW_SECONDS) * 1000,
     jitterMs: seconds(input.refreshJitterSeconds, 'refreshJitterSeconds', DEFAULT_REFRESH_JITTER_SECONDS) * 1000,
     proactiveRefresh: input.proactiveRefresh ?? true,

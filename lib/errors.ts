@@ -18,6 +18,9 @@ export const ERRORS = {
   INVALID_CREDENTIALS: { status: 401, message: 'Invalid email or password' },
   INVALID_REFRESH_TOKEN: { status: 401, message: 'The refresh token is invalid, expired or revoked' },
   REFRESH_TOKEN_REUSED: { status: 401, message: 'The refresh token was already used; the session has been revoked' },
+  MFA_REQUIRED: { status: 401, message: 'A second factor is required to complete the login' },
+  INVALID_MFA_CODE: { status: 401, message: 'The code or passkey answer is wrong, used or expired' },
+  INSUFFICIENT_AUTHENTICATION: { status: 401, message: 'This requires an authentication with a second factor' },
   FORBIDDEN: { status: 403, message: 'You do not have permission to do this' },
   NOT_FOUND: { status: 404, message: 'Not found' },
   WEAK_PASSWORD: { status: 400, message: 'The password does not meet the password policy' },
@@ -79,6 +82,13 @@ export function basicError (code: ErrorCode, message?: string): GatehouseError {
 /** RFC 6750 §3.1: no credentials at all: a challenge without an error code. */
 export function missingAuthorization (): GatehouseError {
   return gatehouseError('MISSING_AUTHORIZATION', undefined, { headers: { 'www-authenticate': `Bearer realm="${REALM}"` } })
+}
+
+/** RFC 9470 §3: the token is valid but its authentication is too weak for this resource. */
+export function insufficientAuthentication (message?: string): GatehouseError {
+  return gatehouseError('INSUFFICIENT_AUTHENTICATION', message, {
+    headers: { 'www-authenticate': 'Bearer error="insufficient_user_authentication", error_description="A second factor is required"' }
+  })
 }
 
 /** 503 with a Retry-After, for an infrastructure fault (database, Redis, a full hashing queue). */

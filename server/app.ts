@@ -30,7 +30,8 @@ import { bootstrapAdmin } from './bootstrap-admin.ts'
 import { users } from '../plugins/users/index.ts'
 import { orgs } from '../plugins/orgs/index.ts'
 import { authenticate, type AuthenticateOptions } from '../plugins/authenticate/index.ts'
-import { sessionsOptionsFromConfig, tokensOptionsFromConfig } from './plugin-options.ts'
+import { mfa, type MfaOptions } from '../plugins/mfa/index.ts'
+import { mfaOptionsFromConfig, sessionsOptionsFromConfig, tokensOptionsFromConfig } from './plugin-options.ts'
 import authRoutes from '../routes/auth/index.ts'
 import orgRoutes from '../routes/orgs/index.ts'
 import adminRoutes from '../routes/admin/index.ts'
@@ -56,6 +57,8 @@ export interface AppOptions {
   rateLimit?: RateLimitPluginOptions
   /** RBAC hierarchies, claims and membership resolution (plugins/rbac). */
   rbac?: RbacOptions
+  /** gatehouse-mfa overrides (clock, attempts, lifetimes); keys and WebAuthn settings come from the config. */
+  mfa?: Partial<MfaOptions>
 }
 
 export const VERSION = '0.1.0'
@@ -108,12 +111,13 @@ export async function registerGatehouse (app: FastifyInstance, { config, ...opti
   await app.register(users)
   await app.register(orgs)
   await app.register(bootstrapAdmin, { email: config.adminEmail, password: config.adminPassword })
+  await app.register(mfa, { ...mfaOptionsFromConfig(config), ...options.mfa })
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/auth' })
   await app.register(oauthRoutes, { prefix: '/oauth' })
   await app.register(orgRoutes, { prefix: '/orgs' })
-  await app.register(adminRoutes, { prefix: '/admin' })
+  await app.register(adminRoutes, { prefix: '/admin', requireMfa: config.adminRequireMfa })
   await app.register(wellKnownRoutes)
 }
 

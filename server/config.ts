@@ -5,6 +5,7 @@ import { parseDatabaseUrl, DatabaseUrlError } from '../plugins/store/database-ur
 import { isSigningAlgorithm, SIGNING_ALGORITHMS, DEFAULT_SIGNING_ALGORITHM, type SigningAlgorithm } from '../lib/algorithms.ts'
 import { isLoopbackHost } from '../lib/loopback.ts'
 import { ConfigError } from '../lib/options.ts'
+import { checkWebAuthn, MfaOptionsError } from '../plugins/mfa/options.ts'
 
 export { ConfigError }
 export type { SigningAlgorithm }
@@ -37,6 +38,12 @@ export interface GatehouseConfig {
   adminPassword?: string
   trustProxy?: boolean | number | string[]
   logLevel: string
+  /** ADMIN_REQUIRE_MFA: /admin/* needs a token with a second factor. */
+  adminRequireMfa: boolean
+  /** WEBAUTHN_RP_ID; undefined when passkeys are off (AUTH_ISSUER's host is an IP address and nothing was set). */
+  webauthnRpId?: string
+  /** WEBAUTHN_ORIGINS. */
+  webauthnOrigins: string[]
 }
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -48,6 +55,48 @@ function integer (env: NodeJS.ProcessEnv, name: string, fallback: number, min: n
   const value = Number(raw.trim())
   if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`)
   return value
+}
+
+function boolean (env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase()
+  if (raw === undefined || raw === '') return fallback
+  if (raw === 'true' || raw === '1') return true
+  if (raw === 'false' || raw === '0') return false
+  throw new ConfigError(name, `must be true or false, got ${JSON.stringify(env[name])}`)
+}
+
+function list (raw: string | undefined): string[] | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined
+  return raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
+}
+
+/**
+ * WEBAUTHN_RP_ID (default: AUTH_ISSUER's host) and WEBAUTHN_ORIGINS (default: AUTH_ISSUER's origin
+ * plus those of CORS_ORIGINS that belong to the RP id). Explicit values that break the WebAuthn
+ * rules stop start-up; defaults that cannot work (an IP address) turn passkeys off.
+ */
+function webauthnSettings (env: NodeJS.ProcessEnv, issuerUrl: URL): { rpId?: string, origins: string[] } {
+  const explicitRpId = env.WEBAUTHN_RP_ID?.trim() || undefined
+  const explicitOrigins = list(env.WEBAUTHN_ORIGINS)
+  const rpId = explicitRpId ?? issuerUrl.hostname
+  const belongs = (origin: string): boolean => {
+    try {
+      const host = new URL(origin).hostname
+      return host === rpId || host.endsWith(`.${rpId}`)
+    } catch {
+      return false
+    }
+  }
+  const origins = explicitOrigins ?? [issuerUrl.origin, ...(list(env.CORS_ORIGINS) ?? []).filter(belongs)]
+  try {
+    checkWebAuthn(rpId, [...new Set(origins)])
+  } catch (err) {
+    if (!(err instanceof MfaOptionsError)) throw err
+    if (explicitRpId === undefined && explicitOrigins === undefined) return { origins: [] }
+    if (err.option === 'webauthn.rpId') throw new ConfigError('WEBAUTHN_RP_ID', err.message)
+    throw new ConfigError('WEBAUTHN_ORIGINS', explicitOrigins === undefined ? `${err.message} (set WEBAUTHN_ORIGINS to the origins of the pages that use passkeys)` : err.message)
+  }
+  return { rpId, origins: [...new Set(origins)] }
 }
 
 function parseTrustProxy (raw: string | undefined): GatehouseConfig['trustProxy'] {
@@ -131,6 +180,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatehouseConf
     throw new ConfigError(adminEmail === undefined ? 'ADMIN_EMAIL' : 'ADMIN_PASSWORD', 'ADMIN_EMAIL and ADMIN_PASSWORD must be set together')
   }
 
+  const webauthn = webauthnSettings(env, issuerUrl)
+
   const logLevel = env.LOG_LEVEL?.trim() || 'info'
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError('LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')}`)
 
@@ -151,6 +202,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatehouseConf
     adminEmail,
     adminPassword,
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
-    logLevel
+    logLevel,
+    adminRequireMfa: boolean(env, 'ADMIN_REQUIRE_MFA', false),
+    webauthnRpId: webauthn.rpId,
+    webauthnOrigins: webauthn.origins
   })
 }

@@ -26,7 +26,19 @@ export const AUDIT_EVENTS = Object.freeze({
   /** An access token issued to an OAuth client (client_credentials grant). */
   CLIENT_CREDENTIALS: 'client_credentials',
   KEY_ROTATED: 'key_rotated',
-  KEY_RETIRED: 'key_retired'
+  KEY_RETIRED: 'key_retired',
+  MFA_TOTP_SETUP: 'mfa_totp_setup',
+  MFA_TOTP_ENABLED: 'mfa_totp_enabled',
+  MFA_TOTP_DISABLED: 'mfa_totp_disabled',
+  MFA_RECOVERY_CODES_REGENERATED: 'mfa_recovery_codes_regenerated',
+  MFA_RECOVERY_CODE_USED: 'mfa_recovery_code_used',
+  /** The second step of a password login; details: { method }. */
+  LOGIN_MFA: 'login_mfa',
+  LOGIN_PASSKEY: 'login_passkey',
+  PASSKEY_REGISTERED: 'passkey_registered',
+  PASSKEY_REMOVED: 'passkey_removed',
+  /** Every second factor of an account removed by an admin or the CLI. */
+  MFA_RESET: 'mfa_reset'
 })
 
 export type AuditEventType = typeof AUDIT_EVENTS[keyof typeof AUDIT_EVENTS]

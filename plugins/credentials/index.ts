@@ -22,6 +22,7 @@ async function credentialsPlugin (fastify: FastifyInstance, input: CredentialsOp
     bus: fastify.bus,
     audit: fastify.hasDecorator('audit') ? fastify.getDecorator<Audit>('audit') : null,
     loginThrottle: () => fastify.hasDecorator('loginThrottle') ? fastify.getDecorator<LoginThrottle>('loginThrottle') : null,
+    secondFactor: () => fastify.hasDecorator('mfa') ? fastify.getDecorator<{ hasSecondFactor: (userId: string) => Promise<boolean> }>('mfa').hasSecondFactor : null,
     log: fastify.log
   })
   fastify.decorate('credentials', credentials)

@@ -25,6 +25,8 @@ export interface CredentialsDeps {
   audit: Audit | null
   /** The per-account throttle when one is registered. */
   loginThrottle: () => LoginThrottle | null
+  /** Whether an account has a second factor (gatehouse-mfa), when one is registered: HTTP Basic is refused for it. */
+  secondFactor?: () => ((userId: string) => Promise<boolean>) | null
   log: FastifyBaseLogger
 }
 
@@ -186,6 +188,12 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     if (user.status !== 'active') {
       record({ type: auditType, outcome: 'failure', reason: 'disabled', subjectId: user.id, details, request })
       throw channel === 'basic' ? basicError('ACCOUNT_DISABLED') : gatehouseError('ACCOUNT_DISABLED')
+    }
+    // HTTP Basic is a password alone: it cannot stand in for an account's second factor.
+    const hasSecondFactor = channel === 'basic' ? deps.secondFactor?.() ?? null : null
+    if (hasSecondFactor !== null && await hasSecondFactor(user.id)) {
+      record({ type: auditType, outcome: 'failure', reason: 'mfa_required', subjectId: user.id, details, request })
+      throw basicError('MFA_REQUIRED', 'This account has a second factor: log in at /auth/login instead of using HTTP Basic')
     }
     // A password change replaces the hash anyway: no upgrade of the old one first.
     if (channel === 'password_change') return user

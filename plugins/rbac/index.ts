@@ -4,12 +4,16 @@
 //  - `fastify.requirePermission(...perms)`: passes when the user's roles carry every permission.
 //  - `fastify.requireOrgRole(role, { param })`: passes when the user's role in the organization
 //    named by the route parameter is `role` or above.
+//  - `fastify.requireMfa()`: passes when the credential came from a multi-factor login (step-up,
+//    RFC 9470): its `amr` (or `acr`, see mfaAcrValues) says so.
 //  - `config.rbac` on a route adds the same guards when the route is registered.
-// No user: 401 MISSING_AUTHORIZATION. A user without the right: 403 FORBIDDEN.
+// No user: 401 MISSING_AUTHORIZATION. A user without the right: 403 FORBIDDEN. A credential
+// without a second factor on a route that needs one: 401 INSUFFICIENT_AUTHENTICATION.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler, RouteOptions } from 'fastify'
 import type { AuthUser } from '../../lib/auth-user.ts'
-import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
+import { gatehouseError, insufficientAuthentication, missingAuthorization } from '../../lib/errors.ts'
+import { userHasMfa } from '../../lib/amr.ts'
 import {
   grantsAnyRole, grantsPermissions, grantsRole, permissionsOf, roleList, RbacConfigError, type Hierarchy
 } from './hierarchy.ts'
@@ -34,6 +38,8 @@ export interface RbacRouteConfig {
   orgRole?: string
   /** The route parameter naming the organization. @default the plugin's orgParam ('orgId') */
   orgParam?: string
+  /** A multi-factor authentication (step-up, RFC 9470). */
+  mfa?: boolean
 }
 
 export interface Rbac {
@@ -49,6 +55,8 @@ export interface Rbac {
   orgRoleGrants: (held: string | null, required: string) => boolean
   isRole: (role: unknown) => role is string
   isOrgRole: (role: unknown) => role is string
+  /** True when the user's credential came from a multi-factor login (amr, or acr in mfaAcrValues). */
+  hasMfa: (user: AuthUser | null) => boolean
   /** Drops cached memberships of `userId` here and on every instance (call after a change). */
   membershipChanged: (userId: string, orgId: string) => Promise<void>
 }
@@ -59,6 +67,7 @@ declare module 'fastify' {
     requireRole: (...roles: string[]) => preHandlerAsyncHookHandler
     requirePermission: (...permissions: string[]) => preHandlerAsyncHookHandler
     requireOrgRole: (role: string, options?: { param?: string }) => preHandlerAsyncHookHandler
+    requireMfa: () => preHandlerAsyncHookHandler
   }
   interface FastifyRequest {
     /** The user's role in the route's organization, set by an organization guard. */
@@ -162,6 +171,7 @@ async function rbacPlugin (fastify: FastifyInstance, input: RbacOptions): Promis
     permissionsOf: (user: AuthUser | null) => permissionsOf(global, rolesOf(user)),
     orgRoleOf,
     orgRoleGrants,
+    hasMfa: (user: AuthUser | null) => userHasMfa(user, options.mfaAcrValues),
     isRole: (role: unknown): role is string => typeof role === 'string' && global.grants.has(role),
     isOrgRole: (role: unknown): role is string => typeof role === 'string' && org.grants.has(role),
     async membershipChanged (userId: string, orgId: string) {
@@ -207,11 +217,19 @@ async function rbacPlugin (fastify: FastifyInstance, input: RbacOptions): Promis
     }
   }
 
+  function requireMfa (): preHandlerAsyncHookHandler {
+    return async function requireMfaGuard (request) {
+      if (request.user === null || request.user === undefined) throw missingAuthorization()
+      if (!userHasMfa(request.user, options.mfaAcrValues)) throw insufficientAuthentication()
+    }
+  }
+
   fastify.decorateRequest('orgRole', null)
   fastify.decorate('rbac', rbac)
   fastify.decorate('requireRole', requireRole)
   fastify.decorate('requirePermission', requirePermission)
   fastify.decorate('requireOrgRole', requireOrgRole)
+  fastify.decorate('requireMfa', requireMfa)
 
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const spec = route.config?.rbac
@@ -225,7 +243,9 @@ async function rbacPlugin (fastify: FastifyInstance, input: RbacOptions): Promis
       if (!route.url.split('/').includes(`:${param}`)) throw new RbacConfigError(`${where}: the route has no :${param} parameter`)
       guards.push(requireOrgRole(spec.orgRole, { param }))
     }
-    if (guards.length === 0) throw new RbacConfigError(`${where}: give role, permission or orgRole`)
+    // The rights first: stepping up cannot help a user who lacks them (403 rather than 401).
+    if (spec.mfa === true) guards.push(requireMfa())
+    if (guards.length === 0) throw new RbacConfigError(`${where}: give role, permission or orgRole (or mfa: true)`)
     const existing = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]
     route.preHandler = [...guards, ...existing] as RouteOptions['preHandler']
   })

@@ -64,6 +64,11 @@ export interface RbacOptions {
   membershipCacheTtlMs?: number
   /** Users kept in the membership cache. @default 10000 */
   membershipCacheMax?: number
+  /**
+   * `acr` values of trusted issuers' tokens that count as multi-factor for requireMfa (besides an
+   * `amr` with "mfa" or with methods of two kinds). @default []
+   */
+  mfaAcrValues?: readonly string[]
 }
 
 export interface ResolvedRbacOptions {
@@ -76,6 +81,7 @@ export interface ResolvedRbacOptions {
   readonly memberships: MembershipResolver | null
   readonly membershipCacheTtlMs: number
   readonly membershipCacheMax: number
+  readonly mfaAcrValues: readonly string[]
 }
 
 function hierarchyOf (what: string, roles: PresetName | HierarchyInput, permissions: PermissionMap | undefined): Hierarchy {
@@ -102,6 +108,12 @@ function count (what: string, value: unknown, fallback: number): number {
   return value
 }
 
+function acrValues (value: unknown): readonly string[] {
+  if (value === undefined) return Object.freeze([])
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v !== '')) throw new RbacConfigError('mfaAcrValues must be an array of non-empty strings')
+  return Object.freeze([...value])
+}
+
 export function resolveOptions (input: RbacOptions = {}): ResolvedRbacOptions {
   if (input.memberships !== undefined && typeof input.memberships !== 'function') throw new RbacConfigError('memberships must be a function')
   const orgParam = input.orgParam ?? DEFAULT_ORG_PARAM
@@ -115,7 +127,8 @@ export function resolveOptions (input: RbacOptions = {}): ResolvedRbacOptions {
     hideOrgsFromNonMembers: input.hideOrgsFromNonMembers ?? true,
     memberships: input.memberships ?? null,
     membershipCacheTtlMs: count('membershipCacheTtlMs', input.membershipCacheTtlMs, DEFAULT_MEMBERSHIP_CACHE_TTL_MS),
-    membershipCacheMax: count('membershipCacheMax', input.membershipCacheMax, DEFAULT_MEMBERSHIP_CACHE_MAX)
+    membershipCacheMax: count('membershipCacheMax', input.membershipCacheMax, DEFAULT_MEMBERSHIP_CACHE_MAX),
+    mfaAcrValues: acrValues(input.mfaAcrValues)
   })
 }
 

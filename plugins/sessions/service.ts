@@ -35,7 +35,7 @@ export const tokenResponseSchema = {
 
 /** What sessions need from gatehouse-tokens (the subset of `fastify.tokens` it calls). */
 export interface TokenIssuer {
-  sign: (user: { id: string, roles: string[], tokenVersion: number }, opts: { sid?: string, clientId?: string, scope?: string }) => Promise<{ access_token: string, expires_in: number }>
+  sign: (user: { id: string, roles: string[], tokenVersion: number }, opts: { sid?: string, clientId?: string, scope?: string, amr?: readonly string[] }) => Promise<{ access_token: string, expires_in: number }>
   revokeSids: (sids: string[], untilEpochSec: number) => Promise<void>
   userChanged: (userId: string) => Promise<void>
 }
@@ -45,7 +45,12 @@ export interface AuditSink {
 }
 
 export interface SessionUser { id: string, roles: string[], tokenVersion: number }
-export interface SessionContext { clientId?: string, request?: FastifyRequest }
+export interface SessionContext {
+  clientId?: string
+  request?: FastifyRequest
+  /** RFC 8176 methods of the login (kept by the session, carried by every access token of it). @default ['pwd'] */
+  amr?: readonly string[]
+}
 export interface RevocationContext {
   request?: FastifyRequest
   actorId?: string
@@ -79,6 +84,16 @@ function infrastructure (err: unknown): unknown {
 
 function invalid (): GatehouseError {
   return gatehouseError('INVALID_REFRESH_TOKEN')
+}
+
+/** The amr a session stored at login; a session without one was started by a password. */
+function sessionAmr (authentication: { amr: string } | null | undefined): string[] {
+  if (authentication === null || authentication === undefined) return ['pwd']
+  try {
+    const amr: unknown = JSON.parse(authentication.amr)
+    if (Array.isArray(amr) && amr.length > 0 && amr.every((m) => typeof m === 'string')) return amr as string[]
+  } catch {}
+  return ['pwd']
 }
 
 export function createSessionService (deps: SessionDependencies) {
@@ -116,8 +131,8 @@ export function createSessionService (deps: SessionDependencies) {
   }
 
   // A user's access token names its session (sid); `clientId` in tokens.sign is for client tokens only.
-  async function sign (user: { id: string, roles: string, tokenVersion: number }, familyId: string) {
-    return tokens.sign({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, { sid: familyId })
+  async function sign (user: { id: string, roles: string, tokenVersion: number }, familyId: string, authentication: { amr: string } | null) {
+    return tokens.sign({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, { sid: familyId, amr: sessionAmr(authentication) })
   }
 
   /** A new session: a family, its first refresh token and an access token whose `sid` is the family. */
@@ -128,7 +143,10 @@ export function createSessionService (deps: SessionDependencies) {
     const refreshToken = newRefreshToken(familyId)
     const absoluteExpiresAt = new Date(now + options.refreshTokenMaxTtl * 1000)
     const idleExpiresAt = new Date(Math.min(now + options.refreshTokenTtl * 1000, absoluteExpiresAt.getTime()))
-    const access = await tokens.sign({ id: user.id, roles: user.roles, tokenVersion: user.tokenVersion }, { sid: familyId })
+    const amr = ctx.amr ?? ['pwd']
+    const access = await tokens.sign({ id: user.id, roles: user.roles, tokenVersion: user.tokenVersion }, { sid: familyId, amr })
+    // A password-only session needs no row: its absence means ['pwd'].
+    const authentication = amr.length === 1 && amr[0] === 'pwd' ? undefined : { create: { amr: JSON.stringify(amr), authTime: new Date(now) } }
     try {
       await prisma.refreshFamily.create({
         data: {
@@ -137,7 +155,8 @@ export function createSessionService (deps: SessionDependencies) {
           clientId,
           absoluteExpiresAt,
           createdAt: new Date(now),
-          tokens: { create: [{ userId: user.id, clientId, tokenHash: hashRefreshToken(refreshToken), idleExpiresAt, absoluteExpiresAt, createdAt: new Date(now) }] }
+          tokens: { create: [{ userId: user.id, clientId, tokenHash: hashRefreshToken(refreshToken), idleExpiresAt, absoluteExpiresAt, createdAt: new Date(now) }] },
+          ...(authentication === undefined ? {} : { authentication })
         }
       })
     } catch (err) {
@@ -158,7 +177,7 @@ export function createSessionService (deps: SessionDependencies) {
           data: { usedAt: now, successorId }
         })
         if (won.count !== 1) return null
-        const current = await tx.refreshToken.findUniqueOrThrow({ where: { tokenHash }, include: { family: true, user: true } })
+        const current = await tx.refreshToken.findUniqueOrThrow({ where: { tokenHash }, include: { family: { include: { authentication: true } }, user: true } })
         const { family, user } = current
         if (family.revokedAt !== null || user.deletedAt !== null || user.status !== 'active') throw new RollBack()
         const successor = options.reuseGraceSeconds > 0
@@ -179,7 +198,7 @@ export function createSessionService (deps: SessionDependencies) {
           }
         })
         // Signed inside the transaction: if the commit fails, this token is never returned.
-        const access = await sign(user, family.id)
+        const access = await sign(user, family.id, family.authentication)
         return {
           response: { access_token: access.access_token, refresh_token: successor, token_type: 'Bearer' as const, expires_in: access.expires_in },
           userId: user.id,
@@ -235,12 +254,12 @@ export function createSessionService (deps: SessionDependencies) {
 
   /** Inside the grace window: the successor the first rotation issued, derived again (never stored). */
   async function sameSuccessor (previous: string, familyId: string, successorId: string, now: Date): Promise<Rotated | null> {
-    const successor = await prisma.refreshToken.findUnique({ where: { id: successorId }, include: { family: true, user: true } })
+    const successor = await prisma.refreshToken.findUnique({ where: { id: successorId }, include: { family: { include: { authentication: true } }, user: true } })
     if (successor === null || successor.usedAt !== null || successor.revokedAt !== null || successor.family.revokedAt !== null) return null
     if (successor.idleExpiresAt.getTime() <= now.getTime()) return null
     const candidate = derivedRefreshToken(familyId, previous, successorId)
     if (!sameHash(hashRefreshToken(candidate), successor.tokenHash)) return null
-    const access = await sign(successor.user, familyId)
+    const access = await sign(successor.user, familyId, successor.family.authentication)
     return {
       response: { access_token: access.access_token, refresh_token: candidate, token_type: 'Bearer', expires_in: access.expires_in },
       userId: successor.userId,

@@ -36,6 +36,8 @@ export interface AccessTokenClaims {
   ver: number
   client_id?: string
   scope?: string
+  /** RFC 8176 authentication methods of the session (user tokens). */
+  amr?: string[]
   [claim: string]: unknown
 }
 
@@ -139,6 +141,7 @@ export function checkClaimTypes (payload: Record<string, unknown>, now: number, 
   if (!Number.isSafeInteger(ver) || (ver as number) < 0) throw invalid('The ver claim must be a non-negative integer')
   if (sid !== undefined && (typeof sid !== 'string' || sid.length === 0)) throw invalid('The sid claim must be a non-empty string')
   if (payload.scope !== undefined && typeof payload.scope !== 'string') throw invalid('The scope claim must be a string')
+  if (payload.amr !== undefined && !isStringArray(payload.amr)) throw invalid('The amr claim must be an array of strings')
   const clientId = payload.client_id
   if (clientId === undefined) {
     if (sid === undefined) throw bearerError('MISSING_CLAIM', 'The token lacks the sid claim')

@@ -27,6 +27,8 @@ export interface SignOptions {
   /** OAuth client of a client_credentials token (then `user.id` is the client id and there is no sid). */
   clientId?: string
   scope?: string
+  /** RFC 8176 methods of the session's authentication. @default ['pwd'] for a user token, none for a client token */
+  amr?: readonly string[]
 }
 
 export interface SignedAccessToken {
@@ -47,7 +49,7 @@ export interface TokensDeps {
   log: KeyRingLog
 }
 
-function checkSignable (user: SignableUser, { sid, clientId, scope }: SignOptions): void {
+function checkSignable (user: SignableUser, { sid, clientId, scope, amr }: SignOptions): void {
   if (user === null || typeof user !== 'object' || typeof user.id !== 'string' || user.id === '') throw new TypeError('tokens.sign: user.id must be a non-empty string')
   if (!Array.isArray(user.roles) || !user.roles.every((r) => typeof r === 'string')) throw new TypeError('tokens.sign: user.roles must be an array of strings')
   if (!Number.isSafeInteger(user.tokenVersion) || user.tokenVersion < 0) throw new TypeError('tokens.sign: user.tokenVersion must be a non-negative integer')
@@ -58,6 +60,7 @@ function checkSignable (user: SignableUser, { sid, clientId, scope }: SignOption
     throw new TypeError('tokens.sign: a user token needs options.sid (its refresh family id)')
   }
   if (scope !== undefined && typeof scope !== 'string') throw new TypeError('tokens.sign: scope must be a string')
+  if (amr !== undefined && (!Array.isArray(amr) || amr.length === 0 || !amr.every((m) => typeof m === 'string' && m !== ''))) throw new TypeError('tokens.sign: amr must be a non-empty array of strings')
 }
 
 export async function createTokens (options: ResolvedTokensOptions, { store, bus, log }: TokensDeps) {
@@ -107,7 +110,7 @@ export async function createTokens (options: ResolvedTokensOptions, { store, bus
 
     async sign (user: SignableUser, signOptions: SignOptions = {}): Promise<SignedAccessToken> {
       checkSignable(user, signOptions)
-      const { sid, clientId, scope } = signOptions
+      const { sid, clientId, scope, amr } = signOptions
       const iat = Math.floor(Date.now() / 1000)
       const payload: Record<string, unknown> = {
         iss: issuer,
@@ -119,6 +122,7 @@ export async function createTokens (options: ResolvedTokensOptions, { store, bus
         roles: [...user.roles]
       }
       if (sid !== undefined) payload.sid = sid
+      if (clientId === undefined) payload.amr = [...(amr ?? ['pwd'])]
       payload.ver = user.tokenVersion
       if (clientId !== undefined) {
         payload.client_id = clientId

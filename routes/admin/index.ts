@@ -24,7 +24,12 @@ function time (name: string, raw: string | undefined): Date | undefined {
   return at
 }
 
-export default async function adminRoutes (fastify: FastifyInstance): Promise<void> {
+export interface AdminRoutesOptions {
+  /** Every admin route also needs a multi-factor login (ADMIN_REQUIRE_MFA). @default false */
+  requireMfa?: boolean
+}
+
+export default async function adminRoutes (fastify: FastifyInstance, options: AdminRoutesOptions = {}): Promise<void> {
   const global = fastify.rbac.options.global
   const users = fastify.users
   const adminRole = users.adminRole
@@ -36,6 +41,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     if (!mayAdminister(request.user)) throw gatehouseError('FORBIDDEN', 'The admin API accepts only accounts of this server')
   })
   fastify.addHook('preHandler', fastify.requireRole(adminRole))
+  if (options.requireMfa === true) fastify.addHook('preHandler', fastify.requireMfa())
 
   const userSchema = {
     type: 'object',
@@ -116,6 +122,23 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     }
   }, async (request, reply) => {
     await users.softDelete(request.params.id, by(request))
+    return reply.code(204).send()
+  })
+
+  fastify.delete<{ Params: { id: string } }>('/users/:id/mfa', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Turn off every second factor of an account (TOTP, recovery codes, passkeys)',
+      description: 'For a user who lost their authenticator. Recorded in the audit log as mfa_reset. The user\'s sessions are kept.',
+      security: bearer,
+      params: { type: 'object', properties: { id: uuid }, required: ['id'], additionalProperties: false },
+      response: { 204: { type: 'null', description: 'Every second factor removed' }, ...errors }
+    }
+  }, async (request, reply) => {
+    if (!fastify.hasDecorator('mfa')) throw gatehouseError('NOT_FOUND', 'Second factors are not enabled on this server')
+    const user = await fastify.store.prisma.user.findUnique({ where: { id: request.params.id }, select: { id: true, deletedAt: true } })
+    if (user === null || user.deletedAt !== null) throw gatehouseError('NOT_FOUND', 'No such user')
+    await fastify.mfa.reset(user.id, { actorId: request.user?.id, request })
     return reply.code(204).send()
   })
 

@@ -4,30 +4,9 @@
 // answers WEAK_PASSWORD (CONTRACT §4), never a validation error.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
-import { tokenResponseSchema } from '../../plugins/sessions/index.ts'
-import type { User } from '../../plugins/store/index.ts'
-import { parseRoles } from '../../lib/roles.ts'
+import { loginErrorSchema, loginResponse, secondFactorChallenge, sendMfaRequired, tokenWithUserSchema } from './login-response.ts'
 
 const errorResponse = { $ref: 'GatehouseError#' }
-
-/** A user as the API shows it: never the password hash. */
-const userSchema = {
-  type: 'object',
-  properties: {
-    id: { type: 'string' },
-    email: { type: 'string' },
-    name: { type: ['string', 'null'] },
-    roles: { type: 'array', items: { type: 'string' } }
-  },
-  required: ['id', 'email', 'name', 'roles'],
-  additionalProperties: false
-} as const
-
-const tokenWithUserSchema = {
-  type: 'object',
-  properties: { user: userSchema, ...tokenResponseSchema.properties },
-  required: ['user', ...tokenResponseSchema.required]
-} as const
 
 // A loose shape (surrounding spaces allowed: they are trimmed); the stored form is normalised.
 const emailField = { type: 'string', minLength: 3, maxLength: 320, pattern: '^\\s*[^\\s@]+@[^\\s@]+\\s*$' } as const
@@ -50,7 +29,7 @@ const registerSchema = {
 const loginSchema = {
   tags: ['auth'],
   summary: 'Log in with email and password',
-  description: 'A wrong password and an unknown email answer the same INVALID_CREDENTIALS in the same time. A disabled or deleted account is told so only after a correct password.',
+  description: 'A wrong password and an unknown email answer the same INVALID_CREDENTIALS in the same time. A disabled or deleted account is told so only after a correct password. When the account has a second factor, a correct password answers 401 MFA_REQUIRED with an `mfa_token` (and no tokens): complete the login at POST /auth/mfa/verify.',
   security: [],
   body: {
     type: 'object',
@@ -58,7 +37,7 @@ const loginSchema = {
     required: ['email', 'password'],
     additionalProperties: false
   },
-  response: { 200: tokenWithUserSchema, 400: errorResponse, 401: errorResponse, 429: errorResponse, 503: errorResponse }
+  response: { 200: tokenWithUserSchema, 400: errorResponse, 401: loginErrorSchema, 429: errorResponse, 503: errorResponse }
 } as const
 
 const meSchema = {
@@ -73,6 +52,12 @@ const meSchema = {
         email: { type: ['string', 'null'] },
         name: { type: ['string', 'null'] },
         roles: { type: 'array', items: { type: 'string' } },
+        mfa: {
+          type: 'object',
+          properties: { totp: { type: 'boolean' }, passkeys: { type: 'integer' } },
+          required: ['totp', 'passkeys'],
+          additionalProperties: false
+        },
         orgs: {
           type: 'array',
           items: {
@@ -83,7 +68,7 @@ const meSchema = {
           }
         }
       },
-      required: ['id', 'email', 'name', 'roles', 'orgs'],
+      required: ['id', 'email', 'name', 'roles', 'mfa', 'orgs'],
       additionalProperties: false
     },
     400: errorResponse,
@@ -175,11 +160,6 @@ const revokeKeySchema = {
   response: { 204: { type: 'null', description: 'Revoked' }, 400: errorResponse, 401: errorResponse, 403: errorResponse, 404: errorResponse, 503: errorResponse }
 } as const
 
-function publicUser (user: Pick<User, 'id' | 'email' | 'name' | 'roles'>): { id: string, email: string, name: string | null, roles: string[] } {
-  return { id: user.id, email: user.email, name: user.name, roles: parseRoles(user.roles) }
-}
-
-
 /** The caller as one of our own users holding an access token of this server. */
 function ownBearerUser (request: FastifyRequest): { id: string, sid?: string } {
   const user = request.user
@@ -194,16 +174,17 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
   fastify.post('/register', { schema: registerSchema, config: { rateLimitClass: 'register' } }, async (request, reply) => {
     const body = request.body as { email: string, password: string, name?: string }
     const user = await fastify.credentials.register(body, request)
-    const tokens = await fastify.sessions.start({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, { request })
+    const response = await loginResponse(fastify, user, { request })
     reply.code(201)
-    return { user: publicUser(user), ...tokens }
+    return response
   })
 
-  fastify.post('/login', { schema: loginSchema, config: { rateLimitClass: 'login' } }, async (request) => {
+  fastify.post('/login', { schema: loginSchema, config: { rateLimitClass: 'login' } }, async (request, reply) => {
     const { email, password } = request.body as { email: string, password: string }
     const user = await fastify.credentials.login(email, password, request)
-    const tokens = await fastify.sessions.start({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, { request })
-    return { user: publicUser(user), ...tokens }
+    const challenge = await secondFactorChallenge(fastify, user, '')
+    if (challenge !== null) return sendMfaRequired(reply, challenge)
+    return await loginResponse(fastify, user, { request })
   })
 
   fastify.get('/me', { schema: meSchema, onRequest: fastify.authenticate }, async (request) => {
@@ -217,6 +198,7 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
         email: typeof claims.email === 'string' ? claims.email : principal.email ?? null,
         name: typeof claims.name === 'string' ? claims.name : null,
         roles: principal.roles,
+        mfa: { totp: false, passkeys: 0 },
         orgs: []
       }
     }
@@ -225,12 +207,14 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
       select: { id: true, email: true, name: true, deletedAt: true, memberships: { select: { role: true, organization: { select: { id: true, name: true } } } } }
     })
     if (user === null || user.deletedAt !== null) throw gatehouseError('USER_NOT_FOUND')
+    const mfa = fastify.hasDecorator('mfa') ? await fastify.mfa.status(user.id) : { totp: false, passkeys: 0 }
     return {
       id: user.id,
       email: user.email,
       name: user.name,
       // The current roles from the user state authenticate read, not a token's copy.
       roles: principal.roles,
+      mfa: { totp: mfa.totp, passkeys: mfa.passkeys },
       orgs: user.memberships
         .map((m) => ({ id: m.organization.id, name: m.organization.name, role: m.role }))
         .sort((a, b) => a.name.localeCompare(b.name))

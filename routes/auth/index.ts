@@ -1,5 +1,6 @@
-// The /auth route group (CONTRACT §3): account routes (register, login, me, password, API keys)
-// and session routes (refresh, logout, logout-all). Register it with `{ prefix: '/auth' }`.
+// The /auth route group (CONTRACT §3, §11): account routes (register, login, me, password, API
+// keys), session routes (refresh, logout, logout-all), second factors (/auth/mfa/*) and passkeys
+// (/auth/webauthn/*). Register it with `{ prefix: '/auth' }`.
 //
 // Two rules hold for the whole group (CONTRACT §14):
 //  - its endpoints take JSON only: a form or text/plain body (what an HTML form on another site can
@@ -8,6 +9,8 @@
 import type { FastifyInstance } from 'fastify'
 import accountRoutes from './account.ts'
 import sessionRoutes from './session.ts'
+import mfaRoutes from './mfa.ts'
+import webauthnRoutes from './webauthn.ts'
 
 export default async function authRoutes (fastify: FastifyInstance): Promise<void> {
   for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {
@@ -20,4 +23,8 @@ export default async function authRoutes (fastify: FastifyInstance): Promise<voi
   })
   await fastify.register(accountRoutes)
   await fastify.register(sessionRoutes)
+  if (fastify.hasDecorator('mfa')) {
+    await fastify.register(mfaRoutes)
+    await fastify.register(webauthnRoutes)
+  }
 }

@@ -58,7 +58,13 @@ const tokenSchema = {
       },
       required: ['access_token', 'token_type', 'expires_in']
     },
-    ...errorResponses
+    ...errorResponses,
+    403: {
+      type: 'object',
+      description: '`mfa_required`: the password was right and the account has a second factor; complete the login at POST /auth/mfa/verify with the mfa_token',
+      properties: { error: { type: 'string' }, error_description: { type: 'string' }, mfa_token: { type: 'string' } },
+      required: ['error']
+    }
   }
 } as const
 
@@ -108,7 +114,8 @@ const introspectSchema = {
         scope: { type: 'string' },
         token_type: { type: 'string' },
         sid: { type: 'string' },
-        username: { type: 'string' }
+        username: { type: 'string' },
+        amr: { type: 'array', items: { type: 'string' }, description: 'RFC 8176 methods of the authentication behind the token' }
       },
       required: ['active']
     },
@@ -175,7 +182,7 @@ export default async function oauthRoutes (fastify: FastifyInstance, options: OA
   fastify.post('/token', {
     schema: tokenSchema,
     config: { rateLimitClass: 'token' }
-  }, async (request) => {
+  }, async (request, reply) => {
     const body = withoutEmpty(request.body as TokenBody)
     if (body.grant_type === undefined) throw invalidRequest('grant_type is required')
     if (!(SUPPORTED_GRANTS as readonly string[]).includes(body.grant_type)) {
@@ -201,6 +208,10 @@ export default async function oauthRoutes (fastify: FastifyInstance, options: OA
     if (body.grant_type === 'password') {
       if (body.username === undefined || body.password === undefined) throw invalidRequest('username and password are required')
       const user = await fastify.credentials.login(body.username, body.password, request)
+      const challenge = fastify.hasDecorator('mfa') ? await fastify.mfa.challenge(user, caller.id) : null
+      if (challenge !== null) {
+        return reply.code(403).send({ error: 'mfa_required', error_description: 'A second factor is required: send the mfa_token and a code to POST /auth/mfa/verify', mfa_token: challenge.mfaToken })
+      }
       return await fastify.sessions.start({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, { clientId: caller.id, request })
     }
     if (body.refresh_token === undefined) throw invalidRequest('refresh_token is required')
@@ -267,7 +278,8 @@ export default async function oauthRoutes (fastify: FastifyInstance, options: OA
       iat: claims.iat,
       scope: typeof claims.scope === 'string' ? claims.scope : undefined,
       sid: user.sid,
-      username: user.email
+      username: user.email,
+      amr: Array.isArray(claims.amr) ? claims.amr : undefined
     }
   })
 }
