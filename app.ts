@@ -29,6 +29,9 @@ import { authenticate, type AuthenticateOptions } from './plugins/authenticate/i
 import authRoutes from './routes/auth/index.ts'
 import orgRoutes from './routes/orgs/index.ts'
 import adminRoutes from './routes/admin/index.ts'
+import { browser } from './plugins/browser/index.ts'
+import { mailer, type MailerOptions } from './plugins/mailer/index.ts'
+import { accounts } from './plugins/accounts/index.ts'
 
 export interface AppOptions {
   /** gatehouse-tokens overrides (cache sizes, state TTL, key reload interval). */
@@ -51,6 +54,8 @@ export interface AppOptions {
   rateLimit?: RateLimitPluginOptions
   /** RBAC hierarchies, claims and membership resolution (plugins/rbac). */
   rbac?: RbacOptions
+  /** gatehouse-mailer overrides (templates, retries, a transport of your own); SMTP and addresses come from the config. */
+  mailer?: Partial<MailerOptions>
 }
 
 export const VERSION = '0.1.0'
@@ -71,6 +76,7 @@ export async function registerGatehouse (app: FastifyInstance, { config, ...opti
   })
   if (app.getSchema(errorSchema.$id) === undefined) app.addSchema(errorSchema)
   await app.register(formbody)
+  await app.register(browser, { corsOrigins: config.corsOrigins, ownOrigin: new URL(config.issuer).origin })
 
   await app.register(store, { databaseUrl: config.databaseUrl, ...options.store })
   await app.register(redis, { url: config.redisUrl })
@@ -83,6 +89,14 @@ export async function registerGatehouse (app: FastifyInstance, { config, ...opti
   await app.register(authenticate, options.authenticate ?? {})
   await app.register(rbac, options.rbac ?? {})
   await app.register(bootstrapAdmin, { email: config.adminEmail, password: config.adminPassword })
+  await app.register(mailer, { smtpUrl: config.smtpUrl, from: config.mailFrom, outboxDir: config.mailOutboxDir, appUrl: config.appUrl, appName: config.appName, ...options.mailer })
+  await app.register(accounts, {
+    appUrl: config.appUrl,
+    emailVerificationTtl: config.emailVerificationTtl,
+    passwordResetTtl: config.passwordResetTtl,
+    requireVerifiedEmail: config.requireVerifiedEmail,
+    accessTokenTtl: config.accessTokenTtl
+  })
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/auth' })

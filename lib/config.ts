@@ -2,11 +2,12 @@
 // A bad value stops start-up with one line that names the variable (ConfigError).
 import { isIP } from 'node:net'
 import { parseDatabaseUrl, DatabaseUrlError } from '../plugins/store/database-url.ts'
+import { loadAccountsConfig, type AccountsConfig } from './accounts-config.ts'
 
 export type SigningAlgorithm = 'RS256' | 'ES256' | 'EdDSA'
 export const SIGNING_ALGORITHMS: readonly SigningAlgorithm[] = ['RS256', 'ES256', 'EdDSA']
 
-export interface GatehouseConfig {
+export interface GatehouseConfig extends AccountsConfig {
   port: number
   host: string
   databaseUrl: string
@@ -144,7 +145,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatehouseConf
   const logLevel = env.LOG_LEVEL?.trim() || 'info'
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError('LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')}`)
 
+  const accounts = loadAccountsConfig(env, issuer, (name, fallback, min, max) => integer(env, name, fallback, min, max), (variable, message) => new ConfigError(variable, message))
+
   return Object.freeze({
+    ...accounts,
     port,
     host,
     databaseUrl,

@@ -71,6 +71,12 @@ function infrastructure (err: unknown): unknown {
   return translated
 }
 
+/** Where a session was last used from, for the sessions list (bounded, never required). */
+function activity (request: FastifyRequest | undefined): { ip: string | null, userAgent: string | null } {
+  const agent = request?.headers['user-agent']
+  return { ip: request?.ip ?? null, userAgent: typeof agent === 'string' ? agent.slice(0, 512) : null }
+}
+
 function invalid (): GatehouseError {
   return gatehouseError('INVALID_REFRESH_TOKEN')
 }
@@ -131,6 +137,7 @@ export function createSessionService (deps: SessionDependencies) {
           clientId,
           absoluteExpiresAt,
           createdAt: new Date(now),
+          ...activity(ctx.request),
           tokens: { create: [{ userId: user.id, clientId, tokenHash: hashRefreshToken(refreshToken), idleExpiresAt, absoluteExpiresAt, createdAt: new Date(now) }] }
         }
       })
@@ -143,7 +150,7 @@ export function createSessionService (deps: SessionDependencies) {
   type Rotated = { response: TokenResponse, userId: string, familyId: string }
 
   /** One attempt at the conditional update; null when this caller did not win it. */
-  async function rotate (tokenHash: string, previous: string, clientId: string, now: Date): Promise<Rotated | null> {
+  async function rotate (tokenHash: string, previous: string, clientId: string, now: Date, request?: FastifyRequest): Promise<Rotated | null> {
     try {
       return await prisma.$transaction(async (tx) => {
         const successorId = randomUUID()
@@ -172,6 +179,7 @@ export function createSessionService (deps: SessionDependencies) {
             createdAt: now
           }
         })
+        await tx.refreshFamily.update({ where: { id: family.id }, data: { lastUsedAt: now, ...activity(request) } })
         // Signed inside the transaction: if the commit fails, this token is never returned.
         const access = await sign(user, family.id)
         return {
@@ -245,7 +253,7 @@ export function createSessionService (deps: SessionDependencies) {
     const tokenHash = hashRefreshToken(refreshToken)
     for (let attempt = 0; attempt < 2; attempt++) {
       const now = new Date(clock())
-      const rotated = await rotate(tokenHash, refreshToken, clientId, now)
+      const rotated = await rotate(tokenHash, refreshToken, clientId, now, ctx.request)
       const outcome = rotated ?? await refuse(refreshToken, tokenHash, clientId, now, ctx)
       if (outcome === 'retry') continue
       if (isGatehouseError(outcome)) throw outcome

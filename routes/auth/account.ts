@@ -7,6 +7,7 @@ import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
 import { tokenResponseSchema } from '../../plugins/sessions/service.ts'
 import type { User } from '../../prisma/generated/sqlite/client.ts'
 import { parseRoles } from '../../lib/roles.ts'
+import { sessionModeField } from './cookie-session.ts'
 
 const errorResponse = { $ref: 'GatehouseError#' }
 
@@ -17,16 +18,25 @@ const userSchema = {
     id: { type: 'string' },
     email: { type: 'string' },
     name: { type: ['string', 'null'] },
-    roles: { type: 'array', items: { type: 'string' } }
+    roles: { type: 'array', items: { type: 'string' } },
+    email_verified: { type: 'boolean' }
   },
-  required: ['id', 'email', 'name', 'roles'],
+  required: ['id', 'email', 'name', 'roles', 'email_verified'],
   additionalProperties: false
 } as const
 
+/** With `"session": "cookie"` the refresh token is a cookie, not a field (CONTRACT §9). */
 const tokenWithUserSchema = {
   type: 'object',
   properties: { user: userSchema, ...tokenResponseSchema.properties },
-  required: ['user', ...tokenResponseSchema.required]
+  required: ['user', 'access_token', 'token_type', 'expires_in']
+} as const
+
+/** Register: the tokens are left out while REQUIRE_VERIFIED_EMAIL waits for the address to be verified. */
+const registeredSchema = {
+  type: 'object',
+  properties: { user: userSchema, ...tokenResponseSchema.properties },
+  required: ['user']
 } as const
 
 // A loose shape (surrounding spaces allowed: they are trimmed); the stored form is normalised.
@@ -36,29 +46,29 @@ const passwordField = { type: 'string' } as const
 const registerSchema = {
   tags: ['auth'],
   summary: 'Create an account and start a session',
-  description: 'The email is trimmed, NFKC-normalised and lower-cased. Password policy: at least 12 characters (Unicode code points after NFKC), at most 1024 bytes, not on the list of common or breached passwords; no composition rules. Violations answer WEAK_PASSWORD naming the rule.',
+  description: 'The email is trimmed, NFKC-normalised and lower-cased. Password policy: at least 12 characters (Unicode code points after NFKC), at most 1024 bytes, not on the list of common or breached passwords; no composition rules. Violations answer WEAK_PASSWORD naming the rule. A verification mail goes to the address. With REQUIRE_VERIFIED_EMAIL the answer carries the user only: sign in once the address is verified.',
   security: [],
   body: {
     type: 'object',
-    properties: { email: emailField, password: passwordField, name: { type: 'string', minLength: 1, maxLength: 200 } },
+    properties: { email: emailField, password: passwordField, name: { type: 'string', minLength: 1, maxLength: 200 }, session: sessionModeField },
     required: ['email', 'password'],
     additionalProperties: false
   },
-  response: { 201: tokenWithUserSchema, 400: errorResponse, 409: errorResponse, 429: errorResponse, 503: errorResponse }
+  response: { 201: registeredSchema, 400: errorResponse, 409: errorResponse, 415: errorResponse, 429: errorResponse, 503: errorResponse }
 } as const
 
 const loginSchema = {
   tags: ['auth'],
   summary: 'Log in with email and password',
-  description: 'A wrong password and an unknown email answer the same INVALID_CREDENTIALS in the same time. A disabled or deleted account is told so only after a correct password.',
+  description: 'A wrong password and an unknown email answer the same INVALID_CREDENTIALS in the same time. A disabled or deleted account (and, with REQUIRE_VERIFIED_EMAIL, an unverified address: EMAIL_NOT_VERIFIED) is told so only after a correct password. `"session": "cookie"` sets the refresh token as an HttpOnly cookie instead of returning it.',
   security: [],
   body: {
     type: 'object',
-    properties: { email: { type: 'string', maxLength: 320 }, password: passwordField },
+    properties: { email: { type: 'string', maxLength: 320 }, password: passwordField, session: sessionModeField },
     required: ['email', 'password'],
     additionalProperties: false
   },
-  response: { 200: tokenWithUserSchema, 400: errorResponse, 401: errorResponse, 429: errorResponse, 503: errorResponse }
+  response: { 200: tokenWithUserSchema, 400: errorResponse, 401: errorResponse, 403: errorResponse, 415: errorResponse, 429: errorResponse, 503: errorResponse }
 } as const
 
 const meSchema = {
@@ -73,6 +83,7 @@ const meSchema = {
         email: { type: ['string', 'null'] },
         name: { type: ['string', 'null'] },
         roles: { type: 'array', items: { type: 'string' } },
+        email_verified: { type: 'boolean' },
         orgs: {
           type: 'array',
           items: {
@@ -83,7 +94,7 @@ const meSchema = {
           }
         }
       },
-      required: ['id', 'email', 'name', 'roles', 'orgs'],
+      required: ['id', 'email', 'name', 'roles', 'email_verified', 'orgs'],
       additionalProperties: false
     },
     400: errorResponse,
@@ -143,8 +154,8 @@ const revokeKeySchema = {
   response: { 204: { type: 'null', description: 'Revoked' }, 400: errorResponse, 401: errorResponse, 403: errorResponse, 404: errorResponse, 503: errorResponse }
 } as const
 
-function publicUser (user: Pick<User, 'id' | 'email' | 'name' | 'roles'>): { id: string, email: string, name: string | null, roles: string[] } {
-  return { id: user.id, email: user.email, name: user.name, roles: parseRoles(user.roles) }
+function publicUser (user: Pick<User, 'id' | 'email' | 'name' | 'roles' | 'emailVerifiedAt'>): { id: string, email: string, name: string | null, roles: string[], email_verified: boolean } {
+  return { id: user.id, email: user.email, name: user.name, roles: parseRoles(user.roles), email_verified: user.emailVerifiedAt !== null }
 }
 
 
@@ -162,16 +173,21 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
   fastify.post('/register', { schema: registerSchema, config: { rateLimitClass: 'register' } }, async (request, reply) => {
     const body = request.body as { email: string, password: string, name?: string }
     const user = await fastify.credentials.register(body, request)
-    const tokens = await fastify.sessions.start({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, { request })
     reply.code(201)
-    return { user: publicUser(user), ...tokens }
+    if (fastify.hasDecorator('accounts')) {
+      fastify.accounts.sendVerification(user.id, 'register', request)
+      if (fastify.accounts.options.requireVerifiedEmail) return { user: publicUser(user) }
+    }
+    const tokens = await fastify.sessions.start({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, { request })
+    return { user: publicUser(user), ...await fastify.cookieSession.deliver(request, reply, tokens) }
   })
 
-  fastify.post('/login', { schema: loginSchema, config: { rateLimitClass: 'login' } }, async (request) => {
+  fastify.post('/login', { schema: loginSchema, config: { rateLimitClass: 'login' } }, async (request, reply) => {
     const { email, password } = request.body as { email: string, password: string }
     const user = await fastify.credentials.login(email, password, request)
+    if (fastify.hasDecorator('accounts')) fastify.accounts.assertMaySignIn(user, request)
     const tokens = await fastify.sessions.start({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, { request })
-    return { user: publicUser(user), ...tokens }
+    return { user: publicUser(user), ...await fastify.cookieSession.deliver(request, reply, tokens) }
   })
 
   fastify.get('/me', { schema: meSchema, onRequest: fastify.authenticate }, async (request) => {
@@ -185,12 +201,13 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
         email: typeof claims.email === 'string' ? claims.email : principal.email ?? null,
         name: typeof claims.name === 'string' ? claims.name : null,
         roles: principal.roles,
+        email_verified: claims.email_verified === true,
         orgs: []
       }
     }
     const user = await fastify.store.prisma.user.findUnique({
       where: { id: principal.id },
-      select: { id: true, email: true, name: true, deletedAt: true, memberships: { select: { role: true, organization: { select: { id: true, name: true } } } } }
+      select: { id: true, email: true, name: true, deletedAt: true, emailVerifiedAt: true, memberships: { select: { role: true, organization: { select: { id: true, name: true } } } } }
     })
     if (user === null || user.deletedAt !== null) throw gatehouseError('USER_NOT_FOUND')
     return {
@@ -199,6 +216,7 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
       name: user.name,
       // The current roles from the user state authenticate read, not a token's copy.
       roles: principal.roles,
+      email_verified: user.emailVerifiedAt !== null,
       orgs: user.memberships
         .map((m) => ({ id: m.organization.id, name: m.organization.name, role: m.role }))
         .sort((a, b) => a.name.localeCompare(b.name))
@@ -213,7 +231,8 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
     scope.post('/password', { schema: passwordSchema, config: { rateLimitClass: 'login' } }, async (request, reply) => {
       const caller = ownBearerUser(request)
       const body = request.body as { current_password: string, new_password: string }
-      await fastify.credentials.changePassword(caller.id, body.current_password, body.new_password, request)
+      const changed = await fastify.credentials.changePassword(caller.id, body.current_password, body.new_password, request)
+      if (fastify.hasDecorator('mailer')) fastify.mailer.send('passwordChanged', changed.email)
       await fastify.sessions.revokeOthers(caller.id, caller.sid, 'password_change')
       await fastify.tokens.userChanged(caller.id)
       reply.code(204).send()
