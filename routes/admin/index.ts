@@ -7,6 +7,7 @@ import { highestRole } from '../../plugins/rbac/hierarchy.ts'
 import { createUserAdmin, type StatusFilter, type UserChange } from './users.ts'
 import { listAuditEvents } from './audit.ts'
 import { badQuery, decodeCursor, pageSize, pagingQuery } from './paging.ts'
+import passwordResetRoute from './password-reset.ts'
 
 export { createUserAdmin } from './users.ts'
 export { listAuditEvents } from './audit.ts'
@@ -47,9 +48,11 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       roles: { type: 'array', items: { type: 'string' } },
       createdAt: dateTime,
       lastLoginAt: { ...dateTime, nullable: true },
-      deletedAt: { ...dateTime, nullable: true }
+      deletedAt: { ...dateTime, nullable: true },
+      email_verified: { type: 'boolean', description: 'Whether the user proved the address is theirs' },
+      emailVerifiedAt: { ...dateTime, nullable: true }
     },
-    required: ['id', 'email', 'status', 'roles', 'createdAt']
+    required: ['id', 'email', 'status', 'roles', 'createdAt', 'email_verified']
   } as const
 
   /** Makes a change effective at once: cached state dropped everywhere, sessions killed when the account is shut. */
@@ -136,6 +139,8 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     auditChange(request, 'user_deleted', change)
     return reply.code(204).send()
   })
+
+  if (fastify.hasDecorator('accounts')) await fastify.register(passwordResetRoute)
 
   fastify.get<{ Querystring: { limit?: string, cursor?: string, type?: string, user?: string, org?: string, outcome?: 'success' | 'failure', from?: string, to?: string } }>('/audit', {
     schema: {

@@ -200,6 +200,7 @@ export default async function oauthRoutes (fastify: FastifyInstance, options: OA
     if (body.grant_type === 'password') {
       if (body.username === undefined || body.password === undefined) throw invalidRequest('username and password are required')
       const user = await fastify.credentials.login(body.username, body.password, request)
+      if (fastify.hasDecorator('accounts')) fastify.accounts.assertMaySignIn(user, request)
       return await fastify.sessions.start({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, { clientId: caller.id, request })
     }
     if (body.refresh_token === undefined) throw invalidRequest('refresh_token is required')
