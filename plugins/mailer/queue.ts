@@ -111,11 +111,16 @@ export function createMailQueue (transport: MailTransport, log: FastifyBaseLogge
     },
     /** Sends what is ready (up to `graceMs`), gives up the mails waiting for a retry, closes the transport. */
     async close (graceMs = 5000): Promise<void> {
+      // Referenced timers: closing keeps the process alive until the mails are out or the grace ends.
+      let poll: NodeJS.Timeout | undefined
+      let grace: NodeJS.Timeout | undefined
       const drained = new Promise<void>((resolve) => {
-        const check = (): void => { if (ready.length === 0 && inFlight === 0) resolve(); else setTimeout(check, 20).unref() }
+        const check = (): void => { if (ready.length === 0 && inFlight === 0) resolve(); else poll = setTimeout(check, 20) }
         check()
       })
-      await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, graceMs).unref())])
+      await Promise.race([drained, new Promise((resolve) => { grace = setTimeout(resolve, graceMs) })])
+      clearTimeout(poll)
+      clearTimeout(grace)
       closed = true
       for (const [timer, job] of waiting) {
         clearTimeout(timer)
