@@ -54,7 +54,10 @@ async function mailerPlugin (fastify: FastifyInstance, options: MailerOptions): 
   const transport = options.transport ??
     (options.smtpUrl !== undefined ? smtpTransport(options.smtpUrl) : outboxTransport(options.outboxDir ?? './data/outbox'))
   if (options.transport === undefined && options.smtpUrl === undefined) {
-    fastify.log.warn(`mailer: SMTP_URL is not set, so mails are not sent: each one is written to ${transport.description.replace(/^\.eml files in /, '')} as an .eml file (set SMTP_URL for real delivery)`)
+    // Said when the server starts serving (not by every CLI command that builds the app).
+    fastify.addHook('onListen', async () => {
+      fastify.log.warn(`mailer: SMTP_URL is not set, so mails are not sent: each one is written to ${transport.description.replace(/^\.eml files in /, '')} as an .eml file (set SMTP_URL for real delivery)`)
+    })
   }
   const queue = createMailQueue(transport, fastify.log, {
     attempts: options.attempts ?? 4,
