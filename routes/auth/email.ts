@@ -18,7 +18,8 @@ const accepted = {
   required: ['message'],
   additionalProperties: false
 } as const
-const emailField = { type: 'string', minLength: 3, maxLength: 320, pattern: '^\\s*[^\\s@]+@[^\\s@]+\\s*$' } as const
+// No control characters: no valid address has them (CONTRACT §14: a 400, never a 500 later).
+const emailField = { type: 'string', minLength: 3, maxLength: 320, pattern: '^\\s*[^\\s@\\u0000-\\u001f\\u007f]+@[^\\s@\\u0000-\\u001f\\u007f]+\\s*$' } as const
 const tokenField = { type: 'string', minLength: 1, maxLength: EMAIL_TOKEN_MAX_LENGTH, description: 'The token of the mail\'s link (`?token=`)' } as const
 
 const verifySchema = {

@@ -213,6 +213,8 @@ for (const { provider, skip } of await providers()) {
     await s.app.mailer.idle()
     t.notOk(s.smtp.mails.some((m) => m.to.some((a) => a.startsWith('nobody-'))), 'no mail to an address without an account')
     t.ok(s.smtp.mails.filter((m) => m.to.includes('known@example.com') && /Reset/.test(m.subject)).length >= 1, 'the account gets its mail')
+    const nul = await call(s.base, 'POST', '/auth/password/forgot', { body: { email: 'a\u0000b@example.com' } })
+    t.equal(nul.status, 400, 'an address with a control character is a 400')
   })
 
   t.test(`${provider}: rate limits on forgot, resend and change, per address and per account`, { skip }, async (t) => {
