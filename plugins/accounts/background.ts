@@ -1,8 +1,18 @@
 // Work done after the request was answered (mail lookups and token writes), so that a request's
-// answer and timing do not depend on what the work finds. Bounded; a failure is logged, never thrown.
+// answer and timing do not depend on what the work finds. Each task starts after a short random
+// delay, so that its cost cannot be read off the answer it follows (nor off the next request's).
+// Bounded; a failure is logged, never thrown.
+import { randomInt } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 
-export function createBackground (log: FastifyBaseLogger, options: { concurrency: number, maxQueued: number }) {
+export interface BackgroundOptions {
+  concurrency: number
+  maxQueued: number
+  /** A task starts between these many milliseconds after it was queued. */
+  delayMs: readonly [number, number]
+}
+
+export function createBackground (log: FastifyBaseLogger, options: BackgroundOptions) {
   const queue: Array<{ name: string, fn: () => Promise<void> }> = []
   const idleWaiters: Array<() => void> = []
   let running = 0
@@ -34,7 +44,8 @@ export function createBackground (log: FastifyBaseLogger, options: { concurrency
         return
       }
       queue.push({ name, fn })
-      setImmediate(pump)
+      const [min, max] = options.delayMs
+      setTimeout(pump, max > min ? randomInt(min, max + 1) : min)
     },
     idle (): Promise<void> {
       if (running === 0 && queue.length === 0) return Promise.resolve()

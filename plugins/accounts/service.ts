@@ -80,7 +80,7 @@ type TokenRow = NonNullable<Awaited<ReturnType<PrismaClient['emailToken']['findU
 export function createAccounts (options: ResolvedAccountsOptions, deps: AccountsDeps) {
   const { prisma, mailer, credentials, tokens, log } = deps
   const clock = options.clock
-  const background = createBackground(log, { concurrency: options.concurrency, maxQueued: 10_000 })
+  const background = createBackground(log, { concurrency: options.concurrency, maxQueued: 10_000, delayMs: [5, 50] })
 
   function record (event: Parameters<Audit['record']>[0]): void {
     deps.audit?.record(event)
