@@ -280,7 +280,7 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
     await credentials.forgetUser(user.id)
     for (const id of result.apiKeys) await credentials.revokeApiKey(user.id, id, request)
     mailer.send('passwordChanged', user.email)
-    record({ type: 'password_reset', outcome: 'success', actorId: user.id, subjectId: user.id, details: { sessions: result.sids.length, apiKeys: result.apiKeys.length }, request })
+    record({ type: 'password_reset', outcome: 'success', actorId: user.id, subjectId: user.id, details: { sessionCount: result.sids.length, apiKeyCount: result.apiKeys.length }, request })
     return { userId: user.id }
   }
 

@@ -31,7 +31,13 @@ export const AUDIT_EVENTS = Object.freeze({
   USER_DISABLED: 'user_disabled',
   USER_ENABLED: 'user_enabled',
   USER_DELETED: 'user_deleted',
-  KEY_ROTATED: 'key_rotated'
+  KEY_ROTATED: 'key_rotated',
+  EMAIL_VERIFICATION_SENT: 'email_verification_sent',
+  EMAIL_VERIFIED: 'email_verified',
+  EMAIL_CHANGE_REQUESTED: 'email_change_requested',
+  EMAIL_CHANGED: 'email_changed',
+  PASSWORD_RESET_REQUESTED: 'password_reset_requested',
+  PASSWORD_RESET: 'password_reset'
 })
 
 export interface AuditEventInput {

@@ -123,7 +123,7 @@ for (const { provider, skip } of await providers()) {
 
     await s.app.audit.flush()
     const rows = await s.app.store.prisma.auditEvent.findMany({ where: { type: { in: ['password_reset', 'password_reset_requested'] } } })
-    t.ok(rows.some((r) => r.type === 'password_reset' && r.outcome === 'success'))
+    t.ok(rows.some((r) => r.type === 'password_reset' && r.outcome === 'success' && JSON.parse(r.details ?? '{}').apiKeyCount === 1), 'the reset is audited with the keys it revoked')
     t.equal(rows.filter((r) => r.type === 'password_reset' && r.reason === 'used').length, 9, 'the losing attempts are audited')
     t.notOk(JSON.stringify(rows).includes(token) || s.logs.join('\n').includes(token), 'the token is in no audit row and no log line')
   })
