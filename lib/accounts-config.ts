@@ -43,6 +43,8 @@ export function parseOrigin (raw: string): string | null {
     return null
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return null
+  // A host name or an IP literal: no wildcard, no other character a URL parser lets through.
+  if (!/^([a-z0-9-]+\.)*[a-z0-9-]+$|^\[[0-9a-f:.]+\]$/i.test(url.hostname)) return null
   return url.origin === raw ? raw : null
 }
 
