@@ -150,7 +150,7 @@ export function createSessionService (deps: SessionDependencies) {
   type Rotated = { response: TokenResponse, userId: string, familyId: string }
 
   /** One attempt at the conditional update; null when this caller did not win it. */
-  async function rotate (tokenHash: string, previous: string, clientId: string, now: Date, request?: FastifyRequest): Promise<Rotated | null> {
+  async function rotate (tokenHash: string, previous: string, clientId: string, now: Date): Promise<Rotated | null> {
     try {
       return await prisma.$transaction(async (tx) => {
         const successorId = randomUUID()
@@ -179,7 +179,6 @@ export function createSessionService (deps: SessionDependencies) {
             createdAt: now
           }
         })
-        await tx.refreshFamily.update({ where: { id: family.id }, data: { lastUsedAt: now, ...activity(request) } })
         // Signed inside the transaction: if the commit fails, this token is never returned.
         const access = await sign(user, family.id)
         return {
@@ -191,6 +190,19 @@ export function createSessionService (deps: SessionDependencies) {
     } catch (err) {
       if (err instanceof RollBack) return null
       throw infrastructure(err)
+    }
+  }
+
+  /**
+   * The sessions list's "last used" and address, written after the rotation has committed: inside
+   * it, the family row would be locked after the token row, the reverse of a revocation's order.
+   * Informational: a failure is logged, never the refresh's.
+   */
+  async function noteActivity (familyId: string, now: Date, request?: FastifyRequest): Promise<void> {
+    try {
+      await prisma.refreshFamily.updateMany({ where: { id: familyId }, data: { lastUsedAt: now, ...activity(request) } })
+    } catch (err) {
+      deps.log?.warn({ err: { message: (err as Error).message }, familyId }, 'sessions: could not record the last use of a session')
     }
   }
 
@@ -253,12 +265,13 @@ export function createSessionService (deps: SessionDependencies) {
     const tokenHash = hashRefreshToken(refreshToken)
     for (let attempt = 0; attempt < 2; attempt++) {
       const now = new Date(clock())
-      const rotated = await rotate(tokenHash, refreshToken, clientId, now, ctx.request)
+      const rotated = await rotate(tokenHash, refreshToken, clientId, now)
       const outcome = rotated ?? await refuse(refreshToken, tokenHash, clientId, now, ctx)
       if (outcome === 'retry') continue
       if (isGatehouseError(outcome)) throw outcome
       if (rotated !== null) {
         audit?.record({ type: 'refresh', outcome: 'success', actorId: outcome.userId, subjectId: outcome.userId, details: { sid: outcome.familyId, clientId }, request: ctx.request })
+        await noteActivity(outcome.familyId, now, ctx.request)
       }
       return { ...outcome.response, userId: outcome.userId }
     }
