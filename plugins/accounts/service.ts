@@ -27,7 +27,7 @@ export interface AccountsOptions {
   requireVerifiedEmail?: boolean
   /** Lifetime of access tokens (how long revoked sessions stay denied). @default 900 */
   accessTokenTtl?: number
-  /** Background tasks run at once at most. @default 4 */
+  /** Background tasks run at once at most (each is a lookup and a small write; the mail is queued apart). @default 1 */
   concurrency?: number
   /** Milliseconds since the epoch. @default Date.now */
   clock?: () => number
@@ -64,7 +64,7 @@ export function resolveAccountsOptions (input: AccountsOptions): ResolvedAccount
     passwordResetTtl: seconds('passwordResetTtl', input.passwordResetTtl, 1800),
     requireVerifiedEmail: input.requireVerifiedEmail ?? false,
     accessTokenTtl: seconds('accessTokenTtl', input.accessTokenTtl, 900),
-    concurrency: seconds('concurrency', input.concurrency, 4),
+    concurrency: seconds('concurrency', input.concurrency, 1),
     clock: input.clock ?? Date.now
   })
 }
