@@ -8,6 +8,8 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOpt
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import formbody from '@fastify/formbody'
+import { parse as parseForm } from 'node:querystring'
+import { assertSafeInput } from './lib/input.ts'
 import type { GatehouseConfig } from './lib/config.ts'
 import { loggerOptions } from './lib/logger.ts'
 import { errorHandler, errorSchema } from './lib/error-handler.ts'
@@ -75,11 +77,29 @@ export async function registerGatehouse (app: FastifyInstance, { config, ...opti
     reply.code(404).send({ statusCode: 404, code: err.code, error: 'Not Found', message: err.message })
   })
   if (app.getSchema(errorSchema.$id) === undefined) app.addSchema(errorSchema)
-  await app.register(formbody)
+  // Bodies holding a NUL character or an unpaired surrogate are refused with a 400 as they are
+  // parsed, before any route, service or database sees them (CONTRACT §14).
+  const json = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    json(request, body as string, (err: Error | null, value?: unknown) => {
+      if (err !== null) return done(err)
+      try {
+        done(null, assertSafeInput(value))
+      } catch (unsafe) {
+        done(unsafe as Error)
+      }
+    })
+  })
+  await app.register(formbody, { parser: (text: string) => assertSafeInput({ ...parseForm(text) }) })
   await app.register(browser, { corsOrigins: config.corsOrigins, ownOrigin: new URL(config.issuer).origin })
 
   await app.register(store, { databaseUrl: config.databaseUrl, ...options.store })
   await app.register(redis, { url: config.redisUrl })
+  if (app.store.provider === 'postgresql' && config.redisUrl === undefined) {
+    // PostgreSQL usually means several instances; without Redis they would not hear each other.
+    app.log.warn('PostgreSQL without REDIS_URL: revocations (logout, password change, disabled accounts), cached credentials and rate limits are not shared between instances. Run a single instance, or set REDIS_URL (docs/deployment.md)')
+  }
   await app.register(audit)
   await app.register(rateLimit, { ...options.rateLimit })
   await app.register(credentials, options.credentials ?? {})

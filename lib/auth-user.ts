@@ -22,6 +22,22 @@ export interface AuthUser {
   clientId?: string
   /** The verified claims of a bearer token. */
   claims?: Record<string, unknown>
+  /** An external token whose issuer entry sets `adminApi: true` (CONTRACT §14). */
+  adminApi?: boolean
+}
+
+/** A user of this server's own database: not an external token, not an OAuth client's token. */
+export function isLocalUser (user: AuthUser | null | undefined): user is AuthUser {
+  return user != null && !user.external && user.clientId === undefined
+}
+
+/**
+ * Who may use the admin API and manage organizations (CONTRACT §14): local users, and external
+ * tokens of an issuer whose entry sets `adminApi: true`. An OAuth client's token never.
+ */
+export function mayAdminister (user: AuthUser | null | undefined): user is AuthUser {
+  if (user == null || user.clientId !== undefined) return false
+  return !user.external || user.adminApi === true
 }
 
 declare module 'fastify' {

@@ -15,7 +15,7 @@ import { basicError, bearerError, gatehouseError, isGatehouseError, missingAutho
 import type { Tokens } from '../tokens/index.ts'
 import { userLoader, type UserState } from '../tokens/state.ts'
 import { peekIssuer } from '../tokens/jwt.ts'
-import { AUTH_SCHEMES, decodeBasic, malformed, MAX_BEARER_LENGTH, parseAuthorization } from './parse.ts'
+import { AUTH_SCHEMES, decodeBasic, hasDuplicateAuthorization, malformed, MAX_BEARER_LENGTH, parseAuthorization } from './parse.ts'
 
 export interface AuthenticateOptions {
   /**
@@ -168,6 +168,7 @@ export function createAuthenticateHook (collaborators: Collaborators, schemes: R
     let scheme: AuthScheme = 'bearer'
     let result: AuthUser | Promise<AuthUser>
     try {
+      if (hasDuplicateAuthorization(request.raw.rawHeaders)) throw malformed('More than one Authorization header')
       const parsed = parseAuthorization(header)
       scheme = parsed.scheme
       if (!schemes.has(scheme)) throw malformed(`The ${scheme === 'apikey' ? 'ApiKey' : scheme === 'basic' ? 'Basic' : 'Bearer'} scheme is not accepted here`)
@@ -218,4 +219,4 @@ async function authenticatePlugin (fastify: FastifyInstance, options: Authentica
 
 export const authenticate = fp(authenticatePlugin, { name: 'gatehouse-authenticate', fastify: '5.x' })
 export default authenticate
-export { parseAuthorization, decodeBasic } from './parse.ts'
+export { parseAuthorization, decodeBasic, hasDuplicateAuthorization } from './parse.ts'

@@ -54,3 +54,17 @@ export function decodeBasic (credentials: string): { email: string, password: st
   if (colon <= 0) throw malformed('The Basic credentials must be "email:password"')
   return { email: decoded.slice(0, colon), password: decoded.slice(colon + 1) }
 }
+
+/**
+ * True when the request carries more than one Authorization header. Node keeps only the first
+ * (`request.headers.authorization`), so a second one, which an intermediary may read instead,
+ * would otherwise be silently ignored: such a request is MALFORMED_AUTHORIZATION (CONTRACT §14).
+ */
+export function hasDuplicateAuthorization (rawHeaders: readonly string[]): boolean {
+  let seen = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]
+    if (name.length === 13 && name.toLowerCase() === 'authorization' && ++seen > 1) return true
+  }
+  return false
+}

@@ -1,6 +1,8 @@
 // Password policy in the spirit of NIST SP 800-63B §3.1.1.2 (rev. 4): a length floor counted in
 // Unicode code points after NFKC, a byte ceiling checked before any hashing, a list of common and
 // breached passwords, and nothing else: no composition rules, no forced rotation.
+import { domainToASCII } from 'node:url'
+import { hasUnsafeCharacter } from '../../lib/input.ts'
 import { readFileSync } from 'node:fs'
 import { gatehouseError, type GatehouseError } from '../../lib/errors.ts'
 
@@ -93,12 +95,66 @@ export function checkPasswordPolicy (policy: PasswordPolicy, password: unknown, 
   return normalized
 }
 
-/** Trimmed, NFKC-normalised, lower-cased: the form emails are stored and compared in. */
+/**
+ * The form emails are stored and compared in: trimmed, NFKC-normalised, the local part lower-cased,
+ * the domain in its UTS #46 ASCII form (IDNA: `Bücher.example` and `xn--bcher-kva.example` are one
+ * domain) without a trailing dot. A domain that IDNA refuses is kept lower-cased (and then fails
+ * isPlausibleEmail at registration).
+ */
 export function normalizeEmail (email: string): string {
-  return String(email).trim().normalize('NFKC').toLowerCase()
+  const text = String(email).trim().normalize('NFKC')
+  const at = text.lastIndexOf('@')
+  if (at <= 0 || at === text.length - 1) return text.toLowerCase()
+  const local = text.slice(0, at).toLowerCase()
+  const domain = text.slice(at + 1).toLowerCase().replace(/\.$/, '')
+  const ascii = domain === '' || hasUnsafeCharacter(domain) ? '' : domainToASCII(domain)
+  return `${local}@${ascii === '' ? domain : ascii}`
 }
 
-/** A deliberately loose shape check (one `@`, something on both sides, no whitespace). */
+// Characters an address never needs and a lookalike uses: controls, format characters (zero-width
+// space and joiners, bidi controls, soft hyphen), private-use and unassigned code points, and
+// NUL or unpaired surrogates.
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\s]/u
+
+// Scripts told apart in a local part. Letters of any other script count as one script of their own.
+const SCRIPTS: ReadonlyArray<readonly [string, RegExp]> = [
+  ['Latin', /\p{Script=Latin}/u], ['Cyrillic', /\p{Script=Cyrillic}/u], ['Greek', /\p{Script=Greek}/u],
+  ['Armenian', /\p{Script=Armenian}/u], ['Georgian', /\p{Script=Georgian}/u], ['Hebrew', /\p{Script=Hebrew}/u],
+  ['Arabic', /\p{Script=Arabic}/u], ['Devanagari', /\p{Script=Devanagari}/u], ['Thai', /\p{Script=Thai}/u],
+  ['Han', /\p{Script=Han}/u], ['Hiragana', /\p{Script=Hiragana}/u], ['Katakana', /\p{Script=Katakana}/u],
+  ['Hangul', /\p{Script=Hangul}/u]
+]
+// Scripts that may be written together: UTS #39's "highly restrictive" level, Latin with Japanese
+// (Han, Hiragana, Katakana) or with Korean (Han, Hangul). Latin with Cyrillic or Greek never.
+const TOGETHER: ReadonlyArray<ReadonlySet<string>> = [new Set(['Latin', 'Han', 'Hiragana', 'Katakana']), new Set(['Latin', 'Han', 'Hangul'])]
+
+/** The scripts of the letters in `text` (digits, punctuation and symbols belong to none). */
+export function scriptsOf (text: string): Set<string> {
+  const found = new Set<string>()
+  for (const char of text) {
+    if (!/\p{L}/u.test(char)) continue
+    found.add(SCRIPTS.find(([, re]) => re.test(char))?.[0] ?? 'Other')
+  }
+  return found
+}
+
+/** True when the letters of `local` come from scripts that are not written together (`pаypal`, Latin with a Cyrillic а). */
+export function isMixedScript (local: string): boolean {
+  const scripts = scriptsOf(local)
+  if (scripts.size <= 1) return false
+  return !TOGETHER.some((group) => [...scripts].every((s) => group.has(s)))
+}
+
+/**
+ * A deliberately loose shape check (one `@`, something on both sides) that refuses what only a
+ * lookalike needs: invisible or format characters anywhere, a domain IDNA cannot encode, and a
+ * local part that mixes scripts. Whole-script lookalikes (an all-Cyrillic local part) are distinct
+ * addresses and stay distinct accounts, as mail providers treat them.
+ */
 export function isPlausibleEmail (normalized: string): boolean {
-  return normalized.length <= 320 && /^[^\s@]+@[^\s@]+$/u.test(normalized)
+  if (normalized.length > 320 || !/^[^@]+@[^@]+$/u.test(normalized) || INVISIBLE.test(normalized) || hasUnsafeCharacter(normalized)) return false
+  const at = normalized.lastIndexOf('@')
+  const domain = normalized.slice(at + 1)
+  if (!/^[a-z0-9.-]+$/.test(domain) || domain.startsWith('.') || domain.includes('..')) return false
+  return !isMixedScript(normalized.slice(0, at))
 }

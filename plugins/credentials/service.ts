@@ -2,7 +2,7 @@
 // Plain functions over explicit dependencies, so it can be used and tested without Fastify.
 import { createHmac, randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import createError from '@fastify/error'
+import { ValidationError } from '../../lib/input.ts'
 import { basicError, gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
 import type { PrismaClient } from '../store/client.ts'
 import type { User } from '../../prisma/generated/sqlite/client.ts'
@@ -55,7 +55,6 @@ export interface CredentialsStats {
 
 type Channel = 'login' | 'basic' | 'password_change'
 
-const ValidationError = createError('FST_ERR_VALIDATION', '%s', 400)
 
 interface BasicEntry {
   userId: string
@@ -306,6 +305,14 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     pendingTouches.add(write)
   }
 
+  /** Counts one failed credential against an account in the login throttle; RATE_LIMITED while it is in back-off. */
+  async function failAgainstAccount (normalizedEmail: string): Promise<void> {
+    const throttle = deps.loginThrottle()
+    if (throttle === null) return
+    const attempt = await throttle.begin(normalizedEmail)
+    await attempt.fail()
+  }
+
   async function verifyApiKey (key: string): Promise<{ userId: string, apiKeyId: string }> {
     const parsed = parseApiKey(options.apiKeyPrefix, key)
     if (parsed === null) throw invalidApiKey()
@@ -321,8 +328,14 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
       stats.apiKeyCacheMisses++
     }
     const startSeq = revokeSeq
-    const row = await prisma.apiKey.findUnique({ where: { prefix: parsed.lookup } })
-    if (row === null || row.revokedAt !== null || !sameHash(row.keyHash, keyHash)) throw invalidApiKey()
+    const row = await prisma.apiKey.findUnique({ where: { prefix: parsed.lookup }, include: { user: { select: { email: true } } } })
+    if (row === null || row.revokedAt !== null) throw invalidApiKey()
+    if (!sameHash(row.keyHash, keyHash)) {
+      // Someone holds the key's lookup part but not its secret: a failure against the account,
+      // in the same per-account throttle as a wrong password (a right key never touches it).
+      await failAgainstAccount(row.user.email)
+      throw invalidApiKey()
+    }
     if (useCache && revokeSeq === startSeq) apiKeyCache.set(keyHash, { userId: row.userId, apiKeyId: row.id })
     touch(row.id)
     return { userId: row.userId, apiKeyId: row.id }
@@ -361,6 +374,24 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     } catch (err) {
       log.warn({ err: { message: (err as Error).message }, apiKeyId: id }, 'credentials: could not publish the API key revocation')
     }
+  }
+
+  /** Revokes every live API key of the user (logout-all, password change or reset, admin bootstrap), on every instance. */
+  async function revokeUserApiKeys (userId: string, reason: string, request?: FastifyRequest): Promise<number> {
+    const rows = await prisma.apiKey.findMany({ where: { userId, revokedAt: null }, select: { id: true } })
+    if (rows.length === 0) return 0
+    const ids = rows.map((row) => row.id)
+    await prisma.apiKey.updateMany({ where: { id: { in: ids }, revokedAt: null }, data: { revokedAt: new Date() } })
+    for (const id of ids) dropApiKeyLocally(id)
+    record({ type: 'api_key_revoked', outcome: 'success', actorId: null, subjectId: userId, reason, details: { apiKeyIds: ids }, request })
+    for (const id of ids) {
+      try {
+        await bus.publish('apikey', { apiKeyId: id })
+      } catch (err) {
+        log.warn({ err: { message: (err as Error).message }, apiKeyId: id }, 'credentials: could not publish the API key revocation')
+      }
+    }
+    return ids.length
   }
 
   async function register (input: { email: string, password: string, name?: string | null }, request?: FastifyRequest): Promise<User> {
@@ -436,6 +467,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     login,
     verifyBasic,
     verifyApiKey,
+    revokeUserApiKeys,
     createApiKey,
     revokeApiKey,
     forgetUser,

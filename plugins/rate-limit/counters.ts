@@ -148,6 +148,8 @@ type IncrCallback = (err: Error | null, res: CounterState | null) => void
 
 interface StoreParams {
   rateLimitClass?: string
+  /** The counters' bucket; by default one per route of a class. */
+  bucket?: string
   routeInfo?: { method?: string | string[], url?: string }
 }
 
@@ -184,7 +186,8 @@ export function createStoreClass (ctx: StoreContext): new (params: StoreParams) 
       const route = params.routeInfo
       const rateLimitClass = params.rateLimitClass ?? 'route'
       if (rateLimitClass === 'default') return new GatehouseRateLimitStore(params)
-      return new GatehouseRateLimitStore(params, `${rateLimitClass}:${String(route?.method ?? '')}:${route?.url ?? ''}`, rateLimitClass)
+      const bucket = params.bucket ?? `${rateLimitClass}:${String(route?.method ?? '')}:${route?.url ?? ''}`
+      return new GatehouseRateLimitStore(params, bucket, rateLimitClass)
     }
   }
 }

@@ -43,6 +43,8 @@ export const DEFAULT_MAX_ENTRIES = 100_000
 export const DEFAULT_COMMAND_TIMEOUT_MS = 500
 export const DEFAULT_UNAVAILABLE_RETRY_AFTER_S = 5
 export const DEFAULT_PREFIX = 'gatehouse:'
+/** Failed credentials one address may present per window before its credentials are refused unchecked. */
+export const DEFAULT_FAILED_CREDENTIALS: Readonly<ClassLimit> = Object.freeze({ max: 20, timeWindowMs: 5 * MINUTE })
 export const DEFAULT_IPV6_SUBNET = 64
 
 export interface LoginThrottleOptions {
@@ -81,6 +83,13 @@ export interface RateLimitOptions {
   /** Bound of every in-memory map (counters, login records). @default 100000 */
   maxEntries: number
   loginThrottle: Readonly<LoginThrottleOptions>
+  /**
+   * Per-address budget of failed credentials of any scheme (a wrong password, a forged or malformed
+   * token, an unknown API key or refresh token). Once it is spent, every request from that address
+   * that carries a credential is answered 429 before the credential is checked.
+   * @default { max: 20, timeWindowMs: 300000 }
+   */
+  failedCredentials: Readonly<ClassLimit>
   /** Milliseconds since the epoch; injectable so tests need not sleep. @default Date.now */
   clock: () => number
 }
@@ -97,6 +106,7 @@ export interface RateLimitPluginOptions {
   ipv6Subnet?: number
   maxEntries?: number
   loginThrottle?: Partial<LoginThrottleOptions>
+  failedCredentials?: Partial<ClassLimit>
   clock?: () => number
 }
 
@@ -158,6 +168,10 @@ export function resolveOptions (input: RateLimitPluginOptions = {}): Omit<RateLi
     ipv6Subnet,
     maxEntries: positiveInteger('maxEntries', input.maxEntries ?? DEFAULT_MAX_ENTRIES),
     loginThrottle,
+    failedCredentials: Object.freeze({
+      max: positiveInteger('failedCredentials.max', input.failedCredentials?.max ?? DEFAULT_FAILED_CREDENTIALS.max),
+      timeWindowMs: positiveInteger('failedCredentials.timeWindowMs', input.failedCredentials?.timeWindowMs ?? DEFAULT_FAILED_CREDENTIALS.timeWindowMs)
+    }),
     clock
   })
 }

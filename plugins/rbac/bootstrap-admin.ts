@@ -1,8 +1,11 @@
 // gatehouse-bootstrap-admin: when ADMIN_EMAIL and ADMIN_PASSWORD are set, the account exists with
 // the global `admin` role before the server starts serving. It is created with the password
-// (hashed by gatehouse-credentials, after the password policy), or an existing account is
-// promoted (its password is left as it is). Idempotent, and safe when several instances start at
-// once (a lost creation race falls back to promotion). The password is never logged.
+// (hashed by gatehouse-credentials, after the password policy), or an existing account that is
+// not yet an active admin is promoted: its password is set to ADMIN_PASSWORD and its sessions,
+// access tokens and API keys are revoked (CONTRACT §2), so an account registered by someone else
+// before ADMIN_EMAIL was set cannot become an admin with its own password. Idempotent, and safe
+// when several instances start at once (a lost creation race falls back to promotion). The
+// password is never logged.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { ConfigError } from '../../lib/config.ts'
@@ -13,7 +16,7 @@ import { roleList } from './hierarchy.ts'
 export interface BootstrapAdminOptions {
   /** The account's email (normalised by gatehouse-credentials). Nothing happens when unset. */
   email?: string
-  /** Its password, used only when the account is created. */
+  /** Its password: set when the account is created or promoted; an active admin's is left as it is. */
   password?: string
   /** The global role to grant. @default 'admin' */
   role?: string
@@ -39,15 +42,28 @@ async function ensureAdmin (fastify: FastifyInstance, email: string, password: s
   })()
   const fine = roles.includes(role) && existing.status === 'active' && existing.deletedAt === null && existing.passwordHash !== null
   if (fine) return { id: existing.id, result: 'unchanged' }
-  await prisma.user.update({
-    where: { id: existing.id },
-    data: {
-      roles: JSON.stringify(roles.includes(role) ? roles : [role, ...roles]),
-      status: 'active',
-      deletedAt: null,
-      ...(existing.passwordHash === null ? { passwordHash: await fastify.credentials.hashPassword(password) } : {})
-    }
-  })
+  // Anyone may have registered this address before the operator set ADMIN_EMAIL: the account
+  // becomes an admin only with ADMIN_PASSWORD as its password, and whatever its owner so far
+  // holds (sessions, access tokens, API keys) stops working.
+  const passwordHash = await fastify.credentials.hashPassword(password)
+  const now = new Date()
+  await prisma.$transaction([
+    prisma.user.update({
+      where: { id: existing.id },
+      data: {
+        roles: JSON.stringify(roles.includes(role) ? roles : [role, ...roles]),
+        status: 'active',
+        deletedAt: null,
+        passwordHash,
+        passwordChangedAt: now,
+        tokenVersion: { increment: 1 }
+      }
+    }),
+    prisma.refreshFamily.updateMany({ where: { userId: existing.id, revokedAt: null }, data: { revokedAt: now, revokedReason: 'bootstrap_admin' } }),
+    prisma.refreshToken.updateMany({ where: { userId: existing.id, revokedAt: null }, data: { revokedAt: now } })
+  ])
+  await fastify.credentials.revokeUserApiKeys(existing.id, 'bootstrap_admin')
+  await fastify.credentials.forgetUser(existing.id)
   return { id: existing.id, result: 'promoted' }
 }
 
@@ -68,8 +84,11 @@ async function bootstrapAdminPlugin (fastify: FastifyInstance, options: Bootstra
     if (fastify.hasDecorator('tokens')) await fastify.tokens.userChanged(id)
     fastify.audit.record({ type: 'roles_changed', outcome: 'success', subjectId: id, reason: 'bootstrap_admin', details: { role, result } })
   }
-  const what = result === 'created' ? 'created' : result === 'promoted' ? `promoted to ${role} (password left unchanged)` : `already ${role}`
-  fastify.log.info({ userId: id, email, result }, `bootstrap admin ${email}: ${what}`)
+  if (result === 'promoted') {
+    fastify.log.warn({ userId: id, email, result }, `bootstrap admin ${email}: an existing account was promoted to ${role}; its password is now ADMIN_PASSWORD and its sessions, access tokens and API keys were revoked`)
+  } else {
+    fastify.log.info({ userId: id, email, result }, `bootstrap admin ${email}: ${result === 'created' ? 'created' : `already ${role}`}`)
+  }
 }
 
 export const bootstrapAdmin = fp(bootstrapAdminPlugin, {

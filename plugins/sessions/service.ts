@@ -45,7 +45,12 @@ export interface AuditSink {
 
 export interface SessionUser { id: string, roles: string[], tokenVersion: number }
 export interface SessionContext { clientId?: string, request?: FastifyRequest }
-export interface RevocationContext { request?: FastifyRequest, actorId?: string }
+export interface RevocationContext {
+  request?: FastifyRequest
+  actorId?: string
+  /** Revoke only a session of this OAuth client (RFC 7009 §2.1); another client's session is left alone. */
+  clientId?: string
+}
 
 export interface SessionDependencies {
   prisma: PrismaClient
@@ -280,8 +285,9 @@ export function createSessionService (deps: SessionDependencies) {
 
   /** Revokes one session (refresh family) and its access tokens. */
   async function logout (sid: string, reason = 'logout', ctx: RevocationContext = {}): Promise<void> {
-    const family = await prisma.refreshFamily.findUnique({ where: { id: sid }, select: { userId: true } }).catch((err: unknown) => { throw infrastructure(err) })
+    const family = await prisma.refreshFamily.findUnique({ where: { id: sid }, select: { userId: true, clientId: true } }).catch((err: unknown) => { throw infrastructure(err) })
     if (family === null) return
+    if (ctx.clientId !== undefined && family.clientId !== ctx.clientId) return
     await revokeFamilies([sid], reason)
     audit?.record({ type: 'logout', outcome: 'success', reason, actorId: ctx.actorId ?? family.userId, subjectId: family.userId, details: { sid }, request: ctx.request })
   }

@@ -1,5 +1,6 @@
 // Prisma errors translated into Gatehouse's coded errors at the store's boundary.
 import { gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
+import { ValidationError } from '../../lib/input.ts'
 
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'EPIPE', 'EAI_AGAIN',
@@ -17,6 +18,19 @@ function* causes (err: unknown): Generator<Record<string, unknown>> {
     yield current as Record<string, unknown>
     current = (current as { cause?: unknown }).cause
   }
+}
+
+// PostgreSQL: invalid byte sequence (a NUL in text) and untranslatable character.
+const UNSTORABLE_CODES = new Set(['22021', '22P05'])
+
+/** True when the database refused a value because of a character text cannot hold (input that reached it unchecked). */
+function isUnstorableText (err: unknown): boolean {
+  for (const e of causes(err)) {
+    if (typeof e.code === 'string' && UNSTORABLE_CODES.has(e.code)) return true
+    if (typeof e.originalCode === 'string' && UNSTORABLE_CODES.has(e.originalCode)) return true
+    if (typeof e.message === 'string' && /invalid byte sequence for encoding "UTF8": 0x00|unpaired surrogate/i.test(e.message)) return true
+  }
+  return false
 }
 
 /** True when `err` says the database cannot be reached or used right now. */
@@ -43,6 +57,7 @@ export function translatePrismaError (err: unknown): unknown {
   const code = (err as { code?: unknown } | null)?.code
   if (code === 'P2002') return gatehouseError('CONFLICT', undefined, { cause: err })
   if (code === 'P2025') return gatehouseError('NOT_FOUND', undefined, { cause: err })
+  if (isUnstorableText(err)) return new ValidationError('The request contains a character that cannot be stored (a NUL character or an unpaired surrogate)')
   if (isInfrastructureError(err)) return serviceUnavailable(err)
   return err
 }

@@ -26,6 +26,8 @@ export const DEFAULT_CACHE_MAX_AGE_MS = 10 * 60_000
 export const DEFAULT_MAX_STALE_MS = 24 * 60 * 60_000
 export const DEFAULT_NEGATIVE_CACHE_SIZE = 1_000
 export const DEFAULT_MAX_TOKEN_BYTES = 8 * 1024
+/** CONTRACT §14: a trusted issuer's token may live at most a day unless its entry says otherwise. */
+export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 86_400
 
 /** One entry of TRUSTED_ISSUERS, as written by the operator. */
 export interface TrustedIssuerInput {
@@ -55,6 +57,16 @@ export interface TrustedIssuerInput {
   allowedTypes?: string[]
   /** Let the key source resolve to private/link-local addresses (an IdP inside your network). @default false */
   allowPrivateNetwork?: boolean
+  /**
+   * Let this issuer's tokens use the admin API and manage organizations (their roles then count
+   * there too). Without it such a token gets 403 FORBIDDEN there, whatever its roles. @default false
+   */
+  adminApi?: boolean
+  /**
+   * Longest accepted token lifetime, seconds: `exp - iat`, or `exp - now` for a token without `iat`.
+   * A token that lives longer is INVALID_TOKEN. @default 86400
+   */
+  maxTokenLifetime?: number
 }
 
 export interface TrustedIssuersOptions {
@@ -92,6 +104,8 @@ export interface ResolvedIssuer {
   readonly clockToleranceSeconds: number
   readonly allowedTypes?: readonly string[]
   readonly allowPrivateNetwork: boolean
+  readonly adminApi: boolean
+  readonly maxTokenLifetime: number
 }
 
 export interface ResolvedOptions {
@@ -107,7 +121,7 @@ export interface ResolvedOptions {
   readonly maxTokenBytes: number
 }
 
-const ISSUER_FIELDS = new Set(['issuer', 'jwksUri', 'discovery', 'secret', 'audiences', 'algorithms', 'requiredClaims', 'rolesClaim', 'clockToleranceSeconds', 'allowedTypes', 'allowPrivateNetwork'])
+const ISSUER_FIELDS = new Set(['issuer', 'jwksUri', 'discovery', 'secret', 'audiences', 'algorithms', 'requiredClaims', 'rolesClaim', 'clockToleranceSeconds', 'allowedTypes', 'allowPrivateNetwork', 'adminApi', 'maxTokenLifetime'])
 
 /** localhost, 127.0.0.0/8 and ::1: the only hosts a plain http: key source may name. */
 export function isLoopbackHost (hostname: string): boolean {
@@ -226,6 +240,11 @@ function resolveIssuer (raw: unknown, index: number): ResolvedIssuer {
     : Object.freeze(stringArray(entry.allowedTypes, where, 'allowedTypes').map(normalizeTyp))
 
   if (entry.allowPrivateNetwork !== undefined && typeof entry.allowPrivateNetwork !== 'boolean') fail(`${where}: allowPrivateNetwork must be true or false`)
+  if (entry.adminApi !== undefined && typeof entry.adminApi !== 'boolean') fail(`${where}: adminApi must be true or false`)
+  const maxTokenLifetime = entry.maxTokenLifetime ?? DEFAULT_MAX_TOKEN_LIFETIME_SECONDS
+  if (typeof maxTokenLifetime !== 'number' || !Number.isSafeInteger(maxTokenLifetime) || maxTokenLifetime < 1) {
+    fail(`${where}: maxTokenLifetime must be a whole number of seconds >= 1`)
+  }
 
   return Object.freeze({
     issuer,
@@ -238,7 +257,9 @@ function resolveIssuer (raw: unknown, index: number): ResolvedIssuer {
     rolesClaim,
     clockToleranceSeconds,
     allowedTypes,
-    allowPrivateNetwork: entry.allowPrivateNetwork === true
+    allowPrivateNetwork: entry.allowPrivateNetwork === true,
+    adminApi: entry.adminApi === true,
+    maxTokenLifetime: maxTokenLifetime as number
   })
 }
 

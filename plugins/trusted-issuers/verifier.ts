@@ -228,9 +228,16 @@ export function createTrustedIssuers (options: ResolvedOptions, log: SourceLog =
     const { sub, exp, iat } = claims
     if (typeof sub !== 'string' || sub === '') throw bearerError('INVALID_TOKEN')
     if (typeof exp !== 'number' || !Number.isFinite(exp)) throw bearerError('INVALID_TOKEN')
+    const now = Date.now()
     if (iat !== undefined) {
       if (typeof iat !== 'number' || !Number.isFinite(iat)) throw bearerError('INVALID_TOKEN')
-      if (iat * 1000 > Date.now() + issuer.clockToleranceSeconds * 1000) throw bearerError('TOKEN_NOT_YET_VALID')
+      if (iat * 1000 > now + issuer.clockToleranceSeconds * 1000) throw bearerError('TOKEN_NOT_YET_VALID')
+    }
+    // A token that lives far longer than any access token should (stolen, or minted by mistake)
+    // is refused, whether its lifetime is stated (`iat`) or only implied by `exp`.
+    const lifetime = iat === undefined ? exp - now / 1000 : exp - (iat as number)
+    if (lifetime > issuer.maxTokenLifetime + issuer.clockToleranceSeconds) {
+      throw bearerError('INVALID_TOKEN', `The token lives longer than this issuer's maxTokenLifetime (${issuer.maxTokenLifetime} s)`)
     }
     for (const claim of issuer.requiredClaims) {
       if (!Object.hasOwn(claims, claim)) throw bearerError('MISSING_CLAIM')
@@ -244,6 +251,7 @@ export function createTrustedIssuers (options: ResolvedOptions, log: SourceLog =
       external: true,
       claims
     }
+    if (issuer.adminApi) user.adminApi = true
     if (typeof claims.client_id === 'string') user.clientId = claims.client_id
     return user
   }

@@ -2,6 +2,8 @@
 // Disabling, deleting and role changes take effect on the user's next request: the cached user
 // state is dropped on every instance (tokens.userChanged), and for disable/delete every refresh
 // family is revoked together with its live access tokens (sessions.revokeAllFamilies).
+import { mayAdminister } from '../../lib/auth-user.ts'
+import { gatehouseError } from '../../lib/errors.ts'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { highestRole } from '../../plugins/rbac/hierarchy.ts'
 import { createUserAdmin, type StatusFilter, type UserChange } from './users.ts'
@@ -36,6 +38,11 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   }
 
   fastify.addHook('onRequest', fastify.authenticate)
+  // CONTRACT §14: a trusted issuer's token is refused here whatever its roles, unless its entry
+  // sets `adminApi: true`; an OAuth client's token always.
+  fastify.addHook('preHandler', async function localAdministrators (request) {
+    if (!mayAdminister(request.user)) throw gatehouseError('FORBIDDEN', 'The admin API accepts only accounts of this server')
+  })
   fastify.addHook('preHandler', fastify.requireRole(adminRole))
 
   const userSchema = {

@@ -52,10 +52,23 @@ export function createUserAdmin (prisma: PrismaClient, provider: Provider, admin
     return { deletedAt: null, status }
   }
 
+  /**
+   * The email filter as a literal substring: Prisma's `contains` is a LIKE whose `%` and `_` would
+   * otherwise be wildcards (`?email=%` matched every account). PostgreSQL's LIKE escapes with a
+   * backslash; SQLite's has no escape character, so there a filter with one of them is matched
+   * with instr().
+   */
+  async function emailWhere (text: string): Promise<Record<string, unknown>> {
+    if (!/[%_\\]/.test(text)) return { email: { contains: text } }
+    if (provider === 'postgresql') return { email: { contains: text.replace(/[%_\\]/g, (c) => `\\${c}`) } }
+    const rows = await prisma.$queryRawUnsafe<Array<{ id: string }>>('SELECT id FROM users WHERE instr(email, ?) > 0', text)
+    return { id: { in: rows.map((row) => row.id) } }
+  }
+
   async function list (filter: { email?: string, status?: StatusFilter, limit: number, cursor: Cursor | null }) {
     const where = {
       ...statusWhere(filter.status),
-      ...(filter.email !== undefined ? { email: { contains: filter.email.trim().toLowerCase() } } : {})
+      ...(filter.email !== undefined ? await emailWhere(filter.email.trim().toLowerCase()) : {})
     }
     const [rows, total] = await Promise.all([
       prisma.user.findMany({ where: { AND: [where, after(filter.cursor, 'asc')] }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], take: filter.limit + 1, select: SELECT }),

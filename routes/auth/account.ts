@@ -234,6 +234,7 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
       const changed = await fastify.credentials.changePassword(caller.id, body.current_password, body.new_password, request)
       if (fastify.hasDecorator('mailer')) fastify.mailer.send('passwordChanged', changed.email)
       await fastify.sessions.revokeOthers(caller.id, caller.sid, 'password_change')
+      await fastify.credentials.revokeUserApiKeys(caller.id, 'password_change', request)
       await fastify.tokens.userChanged(caller.id)
       reply.code(204).send()
     })

@@ -1,8 +1,11 @@
 // The /auth route group (CONTRACT §3, §9, §10): account routes (register, login, me, password, API
 // keys), session routes (refresh, logout, logout-all, the sessions list) and the mail-based flows
 // (verification, email change, password reset). Register it with `{ prefix: '/auth' }`.
-// Every body here is JSON: form and text posts answer 415 (CONTRACT §14), which also keeps the
-// simple cross-site requests of classic CSRF out. Every answer is `Cache-Control: no-store`.
+//
+// Two rules hold for the whole group (CONTRACT §14):
+//  - its endpoints take JSON only: a form or text/plain body (what an HTML form on another site can
+//    send without a preflight) is answered 415 before any handler runs, so no login CSRF;
+//  - no answer is stored by a cache (`Cache-Control: no-store`): they carry tokens, keys or account data.
 import type { FastifyInstance } from 'fastify'
 import accountRoutes from './account.ts'
 import sessionRoutes from './session.ts'
@@ -14,8 +17,10 @@ export default async function authRoutes (fastify: FastifyInstance): Promise<voi
   for (const type of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data']) {
     if (fastify.hasContentTypeParser(type)) fastify.removeContentTypeParser(type)
   }
-  fastify.addHook('onSend', async (_request, reply) => {
+  fastify.addHook('onRequest', function noStore (_request, reply, done) {
     reply.header('cache-control', 'no-store')
+    reply.header('pragma', 'no-cache')
+    done()
   })
   // The refresh cookie is scoped to this group's path, wherever the group is mounted.
   fastify.decorate('cookieSession', createCookieSession(fastify, fastify.prefix === '' ? '/' : fastify.prefix))

@@ -35,7 +35,7 @@ const logoutSchema = {
 
 const logoutAllSchema = {
   tags: ['auth'],
-  summary: 'End every session of the user: all refresh tokens and all access tokens issued before now stop working',
+  summary: 'End every session of the user: all refresh tokens, all API keys and all access tokens issued before now stop working',
   security: [{ bearerAuth: [] }],
   response: { 204: { type: 'null', description: 'Logged out everywhere' }, 401: errorResponse, 403: errorResponse, 503: errorResponse }
 } as const
@@ -121,6 +121,7 @@ export default async function sessionRoutes (fastify: FastifyInstance): Promise<
   fastify.post('/logout-all', { schema: logoutAllSchema, onRequest: authenticate }, async (request, reply) => {
     const user = ownUser(request)
     await fastify.sessions.logoutAll(user.id, { request })
+    await fastify.credentials.revokeUserApiKeys(user.id, 'logout_all', request)
     reply.code(204).send()
   })
 }

@@ -2,6 +2,7 @@
 // Authorization header, id and secret form-urlencoded before base64) or client_secret_post
 // (client_id + client_secret in the body), never both. Without credentials the caller is the
 // public client named by client_id, or the built-in public client when client_id is omitted.
+import { hasDuplicateAuthorization } from '../../plugins/authenticate/index.ts'
 import type { FastifyRequest } from 'fastify'
 import type { PrismaClient } from '../../plugins/store/client.ts'
 import { findOAuthClient, verifyClientSecret } from '../../plugins/sessions/clients.ts'
@@ -42,6 +43,7 @@ export function parseBasicClient (header: string | undefined): { id: string, sec
 export const PUBLIC_CLIENT_GRANTS = ['password', 'refresh_token']
 
 export async function identifyClient (request: FastifyRequest, body: ClientFields, prisma: PrismaClient, defaultClientId: string): Promise<IdentifiedClient> {
+  if (hasDuplicateAuthorization(request.raw.rawHeaders)) throw invalidRequest('More than one Authorization header')
   const basic = parseBasicClient(request.headers.authorization)
   if (basic !== null && body.client_secret !== undefined) throw invalidRequest('Use one client authentication method, not two')
   if (basic !== null && body.client_id !== undefined && body.client_id !== basic.id) throw invalidRequest('client_id does not match the Authorization header')

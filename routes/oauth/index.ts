@@ -221,7 +221,9 @@ export default async function oauthRoutes (fastify: FastifyInstance, options: OA
     const user = await verifiedAccessToken(body.token)
     if (user !== null) {
       if (user.sid === undefined) throw new OAuthError('unsupported_token_type', 'Client access tokens cannot be revoked; they expire')
-      await fastify.sessions.logout(user.sid, 'revoked', { request })
+      // RFC 7009 §2.1: only the client the session was issued to may end it; for any other the
+      // answer is the same 200, so it learns nothing about the token.
+      await fastify.sessions.logout(user.sid, 'revoked', { request, clientId: caller.id })
     }
     return reply.code(200).send()
   })

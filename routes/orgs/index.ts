@@ -4,7 +4,7 @@
 // existence of an organization is not revealed to outsiders.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
-import type { AuthUser } from '../../lib/auth-user.ts'
+import { isLocalUser, mayAdminister, type AuthUser } from '../../lib/auth-user.ts'
 import { highestRole } from '../../plugins/rbac/hierarchy.ts'
 import { normalizeEmail } from '../../plugins/credentials/policy.ts'
 import { createOrgService } from './service.ts'
@@ -20,13 +20,19 @@ const errors = { 400: errorRef, 401: errorRef, 403: errorRef, 404: errorRef, 409
 function accountOf (request: FastifyRequest): AuthUser {
   const user = request.user
   if (user === null) throw missingAuthorization()
-  if (user.external) throw gatehouseError('FORBIDDEN', 'Only accounts of this server can create organizations')
+  if (!isLocalUser(user)) throw gatehouseError('FORBIDDEN', 'Only accounts of this server can create organizations')
   return user
+}
+
+/** CONTRACT §14: organizations are managed by local users (or an issuer with `adminApi`), never by an OAuth client. */
+async function managers (request: FastifyRequest): Promise<void> {
+  if (request.user === null) throw missingAuthorization()
+  if (!mayAdminister(request.user)) throw gatehouseError('FORBIDDEN', 'Organizations are managed by accounts of this server')
 }
 
 /** The actor's id when its org role comes from our membership table (not from an external token's claim). */
 function ownActor (request: FastifyRequest): string | undefined {
-  return request.user !== null && !request.user.external ? request.user.id : undefined
+  return isLocalUser(request.user) ? request.user.id : undefined
 }
 
 export default async function orgRoutes (fastify: FastifyInstance): Promise<void> {
@@ -90,7 +96,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
       },
       response: { 201: member, ...errors }
     },
-    preHandler: fastify.requireOrgRole(adminRole)
+    preHandler: [fastify.requireOrgRole(adminRole), managers]
   }, async (request, reply) => {
     const { orgId } = request.params
     const added = await service.addMember(orgId, normalizeEmail(request.body.email), request.body.role)
@@ -107,7 +113,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
       body: { type: 'object', properties: { role: roleSchema }, required: ['role'], additionalProperties: false },
       response: { 200: member, ...errors }
     },
-    preHandler: fastify.requireOrgRole(adminRole)
+    preHandler: [fastify.requireOrgRole(adminRole), managers]
   }, async (request) => {
     const { orgId, userId } = request.params
     const { previous, ...updated } = await service.changeRole(orgId, userId, request.body.role, ownActor(request))
@@ -123,7 +129,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
       params: memberParams,
       response: { 204: { type: 'null', description: 'Removed' }, ...errors }
     },
-    preHandler: fastify.requireOrgRole(adminRole)
+    preHandler: [fastify.requireOrgRole(adminRole), managers]
   }, async (request, reply) => {
     const { orgId, userId } = request.params
     const role = await service.removeMember(orgId, userId, ownActor(request))

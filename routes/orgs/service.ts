@@ -83,7 +83,8 @@ export function createOrgService (prisma: PrismaClient, adminRole: string) {
   }
 
   async function otherAdmins (tx: Tx, orgId: string, userId: string): Promise<number> {
-    return tx.membership.count({ where: { orgId, role: adminRole, userId: { not: userId }, user: { deletedAt: null } } })
+    // Only an admin who can still sign in counts: a disabled or deleted co-admin cannot run the org.
+    return tx.membership.count({ where: { orgId, role: adminRole, userId: { not: userId }, user: { deletedAt: null, status: 'active' } } })
   }
 
   async function membership (tx: Tx, orgId: string, userId: string) {

@@ -30,7 +30,7 @@ for (const { provider, skip } of await providers()) {
     const { app, config } = await build(t, {
       provider,
       env: { ADMIN_EMAIL: 'root@example.com', ADMIN_PASSWORD: ROOT_PASSWORD },
-      app: { rateLimit: { classes: { login: { max: 1000 }, register: { max: 1000 } } } }
+      app: { rateLimit: { failedCredentials: { max: 1000 }, classes: { login: { max: 1000 }, register: { max: 1000 } } } }
     })
     const secrets: string[] = [ROOT_PASSWORD, P1, P2, BOB_PASSWORD, WRONG]
     const keep = (...values: unknown[]): void => { for (const v of values) if (typeof v === 'string' && v.length >= 8) secrets.push(v) }

@@ -7,7 +7,7 @@ import { build } from '../helpers/build.ts'
 
 const HIGH = { max: 100_000, timeWindowMs: 60_000 }
 const appOptions = {
-  rateLimit: { classes: { login: HIGH, register: HIGH, refresh: HIGH, token: HIGH, default: HIGH }, loginThrottle: { freeAttempts: 100_000 } }
+  rateLimit: { failedCredentials: HIGH, classes: { login: HIGH, register: HIGH, refresh: HIGH, token: HIGH, default: HIGH }, loginThrottle: { freeAttempts: 100_000 } }
 }
 const PASSWORD = 'violet tractor evening 42'
 const OTHER = 'silent harbour lantern 77'
@@ -205,7 +205,7 @@ for (const { provider, skip } of await providers()) {
 t.test('through the real rate-limit plugin: account back-off, and 503 when the hashing queue is full', async (t) => {
   const { app } = await build(t, {
     app: {
-      rateLimit: { classes: { login: HIGH, register: HIGH, refresh: HIGH, token: HIGH, default: HIGH } },
+      rateLimit: { failedCredentials: HIGH, classes: { login: HIGH, register: HIGH, refresh: HIGH, token: HIGH, default: HIGH } },
       credentials: { hashConcurrency: 1, hashQueueSize: 1, retryAfterSeconds: 3 }
     }
   })

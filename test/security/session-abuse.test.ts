@@ -14,7 +14,7 @@ const post = async (url: string, path: string, body: unknown, token?: string): P
 for (const { provider, skip } of await providers()) {
   t.test(`refresh-token abuse, enumeration, policy and concurrency on ${provider}`, { skip, timeout: 180_000 }, async (t) => {
     // Limits raised so the suite measures the token logic, not the rate limiter (tested on its own).
-    const s = await target(t, { provider, app: { rateLimit: { classes: { login: { max: 10_000 }, register: { max: 10_000 }, refresh: { max: 10_000 } } } } })
+    const s = await target(t, { provider, app: { rateLimit: { failedCredentials: { max: 10_000 }, classes: { login: { max: 10_000 }, register: { max: 10_000 }, refresh: { max: 10_000 } } } } })
     const secrets = [PASSWORD, s.accessToken, s.refreshToken]
 
     // Row 41: rotate RT1 -> RT2, replay RT1: reused, and RT2 dies with its family.

@@ -44,7 +44,7 @@ export async function sessionApp (t: TestContext, options: SessionAppOptions = {
     onRoute (this: FastifyInstance, route) {
       if (route.url === '/oauth/token') inner = this
     },
-    rateLimit: { classes: { login: HIGH, register: HIGH, refresh: HIGH, token: HIGH, default: HIGH } },
+    rateLimit: { failedCredentials: HIGH, classes: { login: HIGH, register: HIGH, refresh: HIGH, token: HIGH, default: HIGH } },
     ...options.app,
     sessions: { clock: () => Date.now() + offsetMs, ...options.app?.sessions }
   })
