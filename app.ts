@@ -115,7 +115,8 @@ export async function registerGatehouse (app: FastifyInstance, { config, ...opti
     emailVerificationTtl: config.emailVerificationTtl,
     passwordResetTtl: config.passwordResetTtl,
     requireVerifiedEmail: config.requireVerifiedEmail,
-    accessTokenTtl: config.accessTokenTtl
+    accessTokenTtl: config.accessTokenTtl,
+    verifiedEmails: config.adminEmail === undefined ? [] : [config.adminEmail]
   })
 
   await app.register(healthRoutes)

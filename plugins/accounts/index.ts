@@ -27,6 +27,11 @@ async function accountsPlugin (fastify: FastifyInstance, input: AccountsOptions)
     log: fastify.log
   })
   fastify.decorate('accounts', accounts)
+  // The bootstrap admin (registered before) must be able to sign in under REQUIRE_VERIFIED_EMAIL.
+  const vouched = accounts.options.verifiedEmails.map((email) => fastify.credentials.normalizeEmail(email))
+  if (vouched.length > 0) {
+    await fastify.store.prisma.user.updateMany({ where: { email: { in: vouched }, emailVerifiedAt: null }, data: { emailVerifiedAt: new Date() } })
+  }
   // Closed before the mailer (registered earlier), so mails these tasks queue still go out.
   fastify.addHook('onClose', async () => { await accounts.idle() })
 }

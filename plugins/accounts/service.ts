@@ -27,6 +27,8 @@ export interface AccountsOptions {
   requireVerifiedEmail?: boolean
   /** Lifetime of access tokens (how long revoked sessions stay denied). @default 900 */
   accessTokenTtl?: number
+  /** Addresses the operator vouches for (ADMIN_EMAIL): marked verified at start. @default [] */
+  verifiedEmails?: string[]
   /** Background tasks run at once at most (each is a lookup and a small write; the mail is queued apart). @default 1 */
   concurrency?: number
   /** Milliseconds since the epoch. @default Date.now */
@@ -64,6 +66,7 @@ export function resolveAccountsOptions (input: AccountsOptions): ResolvedAccount
     passwordResetTtl: seconds('passwordResetTtl', input.passwordResetTtl, 1800),
     requireVerifiedEmail: input.requireVerifiedEmail ?? false,
     accessTokenTtl: seconds('accessTokenTtl', input.accessTokenTtl, 900),
+    verifiedEmails: Object.freeze([...(input.verifiedEmails ?? [])]) as string[],
     concurrency: seconds('concurrency', input.concurrency, 1),
     clock: input.clock ?? Date.now
   })

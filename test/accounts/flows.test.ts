@@ -281,6 +281,13 @@ for (const { provider, skip } of await providers()) {
     t.equal(after.body.user.email_verified, true)
   })
 
+  t.test(`${provider}: REQUIRE_VERIFIED_EMAIL lets the bootstrap admin in`, { skip }, async (t) => {
+    const s = await server(t, provider, { REQUIRE_VERIFIED_EMAIL: 'true', ADMIN_EMAIL: 'Root@Example.com', ADMIN_PASSWORD: 'the admin passphrase is long' })
+    const admin = await call(s.base, 'POST', '/auth/login', { body: { email: 'root@example.com', password: 'the admin passphrase is long' } })
+    t.equal(admin.status, 200, 'the operator vouches for ADMIN_EMAIL')
+    t.equal(admin.body.user.email_verified, true)
+  })
+
   t.test(`${provider}: an admin sends a reset mail; email_verified in the admin API`, { skip }, async (t) => {
     const s = await server(t, provider, { ADMIN_EMAIL: 'root@example.com', ADMIN_PASSWORD: 'the admin passphrase is long' })
     const admin = await call(s.base, 'POST', '/auth/login', { body: { email: 'root@example.com', password: 'the admin passphrase is long' } })
