@@ -44,7 +44,7 @@ t.test('pending migrations on PostgreSQL: refuses to start and says what to run'
   t.teardown(() => db.drop())
   const { code, stderr } = await runServer({ AUTH_KEYS_DIR: keysDir, DATABASE_URL: db.url })
   t.equal(code, 1)
-  t.match(stderr, /pending migration\(s\) \(0001_init, [^)]*\): run `npm run migrate`/)
+  t.match(stderr, /pending migration\(s\) \(0001_init, 0002_api_key_expiry, 0003_accounts\): run `npm run migrate`/)
   t.equal(stderr.trim().split('\n').length, 1)
 })
 

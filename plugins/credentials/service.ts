@@ -42,6 +42,8 @@ export interface ApiKeyCreated {
   /** The non-secret lookup part (`gh_<16 hex>`). */
   prefix: string
   createdAt: Date
+  /** When the key stops working; null: never. */
+  expiresAt: Date | null
 }
 
 export interface CredentialsStats {
@@ -65,6 +67,18 @@ interface BasicEntry {
 interface ApiKeyEntry {
   userId: string
   apiKeyId: string
+  /** Milliseconds since the epoch; a hit past it is a miss. */
+  expiresAt: number | null
+}
+
+/** An API key as its owner (or an admin) sees it: never the key or its hash. */
+export interface ApiKeyInfo {
+  id: string
+  name: string
+  prefix: string
+  createdAt: Date
+  lastUsedAt: Date | null
+  expiresAt: Date | null
 }
 
 export async function createCredentials (options: ResolvedCredentialsOptions, deps: CredentialsDeps) {
@@ -320,7 +334,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     const useCache = options.apiKeyCacheTtlMs > 0 && cacheUsable()
     if (useCache) {
       const hit = apiKeyCache.get(keyHash)
-      if (hit !== undefined) {
+      if (hit !== undefined && (hit.expiresAt === null || hit.expiresAt > Date.now())) {
         stats.apiKeyCacheHits++
         touch(hit.apiKeyId)
         return { userId: hit.userId, apiKeyId: hit.apiKeyId }
@@ -330,29 +344,41 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     const startSeq = revokeSeq
     const row = await prisma.apiKey.findUnique({ where: { prefix: parsed.lookup }, include: { user: { select: { email: true } } } })
     if (row === null || row.revokedAt !== null) throw invalidApiKey()
+    if (row.expiresAt !== null && row.expiresAt.getTime() <= Date.now()) throw invalidApiKey()
     if (!sameHash(row.keyHash, keyHash)) {
       // Someone holds the key's lookup part but not its secret: a failure against the account,
       // in the same per-account throttle as a wrong password (a right key never touches it).
       await failAgainstAccount(row.user.email)
       throw invalidApiKey()
     }
-    if (useCache && revokeSeq === startSeq) apiKeyCache.set(keyHash, { userId: row.userId, apiKeyId: row.id })
+    if (useCache && revokeSeq === startSeq) apiKeyCache.set(keyHash, { userId: row.userId, apiKeyId: row.id, expiresAt: row.expiresAt?.getTime() ?? null })
     touch(row.id)
     return { userId: row.userId, apiKeyId: row.id }
   }
 
-  async function createApiKey (userId: string, name: string, request?: FastifyRequest): Promise<ApiKeyCreated> {
+  /** Creates a key for the user; with `expiresInSeconds` it stops working after that long. */
+  async function createApiKey (userId: string, name: string, request?: FastifyRequest, expiresInSeconds?: number): Promise<ApiKeyCreated> {
+    const expiresAt = expiresInSeconds === undefined ? null : new Date(Date.now() + expiresInSeconds * 1000)
     for (let attempt = 1; ; attempt++) {
       const generated = generateApiKey(options.apiKeyPrefix)
       try {
-        const row = await prisma.apiKey.create({ data: { userId, name, prefix: generated.lookup, keyHash: generated.hash } })
-        record({ type: 'api_key_created', outcome: 'success', actorId: userId, subjectId: userId, details: { apiKeyId: row.id, name }, request })
-        return { id: row.id, name: row.name, key: generated.key, prefix: row.prefix, createdAt: row.createdAt }
+        const row = await prisma.apiKey.create({ data: { userId, name, prefix: generated.lookup, keyHash: generated.hash, expiresAt } })
+        record({ type: 'api_key_created', outcome: 'success', actorId: userId, subjectId: userId, details: { apiKeyId: row.id, name, expiresAt: row.expiresAt?.toISOString() ?? null }, request })
+        return { id: row.id, name: row.name, key: generated.key, prefix: row.prefix, createdAt: row.createdAt, expiresAt: row.expiresAt }
       } catch (err) {
         // A 64-bit lookup collision: draw again.
         if (!(isGatehouseError(err) && err.code === 'CONFLICT') || attempt >= 3) throw err
       }
     }
+  }
+
+  /** The user's keys that still work (not revoked, not expired), newest first. */
+  async function listApiKeys (userId: string): Promise<ApiKeyInfo[]> {
+    return await prisma.apiKey.findMany({
+      where: { userId, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: new Date() } }] },
+      orderBy: [{ createdAt: 'desc' }, { id: 'asc' }],
+      select: { id: true, name: true, prefix: true, createdAt: true, lastUsedAt: true, expiresAt: true }
+    })
   }
 
   function dropApiKeyLocally (apiKeyId: string): void {
@@ -361,12 +387,12 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
   }
 
   /** Revokes the user's key; NOT_FOUND when the user has no key with this id. Idempotent. */
-  async function revokeApiKey (userId: string, id: string, request?: FastifyRequest): Promise<void> {
+  async function revokeApiKey (userId: string, id: string, request?: FastifyRequest, actorId: string = userId): Promise<void> {
     const row = await prisma.apiKey.findFirst({ where: { id, userId } })
     if (row === null) throw gatehouseError('NOT_FOUND', 'No API key with this id')
     if (row.revokedAt === null) {
       await prisma.apiKey.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: new Date() } })
-      record({ type: 'api_key_revoked', outcome: 'success', actorId: userId, subjectId: userId, details: { apiKeyId: id }, request })
+      record({ type: 'api_key_revoked', outcome: 'success', actorId, subjectId: userId, details: { apiKeyId: id }, request })
     }
     dropApiKeyLocally(id)
     try {
@@ -469,6 +495,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     verifyApiKey,
     revokeUserApiKeys,
     createApiKey,
+    listApiKeys,
     revokeApiKey,
     forgetUser,
     register,

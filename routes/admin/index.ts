@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { highestRole } from '../../plugins/rbac/hierarchy.ts'
 import { createUserAdmin, type StatusFilter, type UserChange } from './users.ts'
 import { listAuditEvents } from './audit.ts'
+import { apiKeyInfo, apiKeyInfoSchema } from '../auth/account.ts'
 import { badQuery, decodeCursor, pageSize, pagingQuery } from './paging.ts'
 import passwordResetRoute from './password-reset.ts'
 
@@ -144,6 +145,39 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     const change = await users.softDelete(request.params.id)
     await enforce(change, 'admin_deleted')
     auditChange(request, 'user_deleted', change)
+    return reply.code(204).send()
+  })
+
+  const userParams = { type: 'object', properties: { id: uuid }, required: ['id'], additionalProperties: false } as const
+
+  async function existingUser (id: string): Promise<void> {
+    const found = await fastify.store.prisma.user.findUnique({ where: { id }, select: { id: true } })
+    if (found === null) throw gatehouseError('NOT_FOUND', 'No account with this id')
+  }
+
+  fastify.get<{ Params: { id: string } }>('/users/:id/api-keys', {
+    schema: {
+      tags: ['admin'],
+      summary: "An account's API keys that still work (never the keys themselves)",
+      security: bearer,
+      params: userParams,
+      response: { 200: { type: 'array', items: apiKeyInfoSchema }, ...errors }
+    }
+  }, async (request) => {
+    await existingUser(request.params.id)
+    return (await fastify.credentials.listApiKeys(request.params.id)).map(apiKeyInfo)
+  })
+
+  fastify.delete<{ Params: { id: string, keyId: string } }>('/users/:id/api-keys/:keyId', {
+    schema: {
+      tags: ['admin'],
+      summary: "Revoke one of an account's API keys",
+      security: bearer,
+      params: { type: 'object', properties: { id: uuid, keyId: uuid }, required: ['id', 'keyId'], additionalProperties: false },
+      response: { 204: { type: 'null', description: 'Revoked' }, ...errors }
+    }
+  }, async (request, reply) => {
+    await fastify.credentials.revokeApiKey(request.params.id, request.params.keyId, request, request.user?.id)
     return reply.code(204).send()
   })
 

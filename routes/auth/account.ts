@@ -117,22 +117,47 @@ const passwordSchema = {
   response: { 204: { type: 'null', description: 'Password changed' }, 400: errorResponse, 401: errorResponse, 403: errorResponse, 409: errorResponse, 429: errorResponse, 503: errorResponse }
 } as const
 
+/** One API key as listed: never the key itself or its hash. */
+export const apiKeyInfoSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    prefix: { type: 'string', description: 'The non-secret first part of the key, to recognise it' },
+    created_at: { type: 'string', format: 'date-time' },
+    last_used_at: { type: 'string', format: 'date-time', nullable: true },
+    expires_at: { type: 'string', format: 'date-time', nullable: true }
+  },
+  required: ['id', 'name', 'prefix', 'created_at', 'last_used_at', 'expires_at'],
+  additionalProperties: false
+} as const
+
+/** The listed form of an API key (snake_case, as the rest of the token API). */
+export function apiKeyInfo (key: { id: string, name: string, prefix: string, createdAt: Date, lastUsedAt: Date | null, expiresAt: Date | null }) {
+  return { id: key.id, name: key.name, prefix: key.prefix, created_at: key.createdAt.toISOString(), last_used_at: key.lastUsedAt?.toISOString() ?? null, expires_at: key.expiresAt?.toISOString() ?? null }
+}
+
+const MAX_API_KEY_LIFETIME_S = 2 * 366 * 86_400
+
 const createKeySchema = {
   tags: ['auth'],
   summary: 'Create an API key (the key is shown only in this response)',
-  description: 'Use it as `Authorization: ApiKey <key>`. Only its SHA-256 is stored.',
+  description: 'Use it as `Authorization: ApiKey <key>`. Only its SHA-256 is stored. With `expires_in` (seconds) the key stops working after that long; without it, it works until revoked. Logout-all, a password change and a password reset revoke every key.',
   security: [{ bearerAuth: [] }],
   body: {
     type: 'object',
-    properties: { name: { type: 'string', minLength: 1, maxLength: 100 } },
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: 100 },
+      expires_in: { type: 'integer', minimum: 60, maximum: MAX_API_KEY_LIFETIME_S, description: 'Lifetime in seconds (60 s to 2 years)' }
+    },
     required: ['name'],
     additionalProperties: false
   },
   response: {
     201: {
       type: 'object',
-      properties: { id: { type: 'string' }, name: { type: 'string' }, key: { type: 'string' } },
-      required: ['id', 'name', 'key'],
+      properties: { id: { type: 'string' }, name: { type: 'string' }, key: { type: 'string' }, expires_at: { type: 'string', format: 'date-time', nullable: true } },
+      required: ['id', 'name', 'key', 'expires_at'],
       additionalProperties: false
     },
     400: errorResponse,
@@ -140,6 +165,13 @@ const createKeySchema = {
     403: errorResponse,
     503: errorResponse
   }
+} as const
+
+const listKeysSchema = {
+  tags: ['auth'],
+  summary: "The caller's API keys that still work (never the keys themselves)",
+  security: [{ bearerAuth: [] }],
+  response: { 200: { type: 'array', items: apiKeyInfoSchema }, 401: errorResponse, 403: errorResponse, 503: errorResponse }
 } as const
 
 const revokeKeySchema = {
@@ -241,10 +273,15 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
 
     scope.post('/api-keys', { schema: createKeySchema }, async (request, reply) => {
       const caller = ownBearerUser(request)
-      const { name } = request.body as { name: string }
-      const created = await fastify.credentials.createApiKey(caller.id, name, request)
-      reply.code(201).header('cache-control', 'no-store')
-      return { id: created.id, name: created.name, key: created.key }
+      const { name, expires_in: expiresIn } = request.body as { name: string, expires_in?: number }
+      const created = await fastify.credentials.createApiKey(caller.id, name, request, expiresIn)
+      reply.code(201)
+      return { id: created.id, name: created.name, key: created.key, expires_at: created.expiresAt?.toISOString() ?? null }
+    })
+
+    scope.get('/api-keys', { schema: listKeysSchema }, async (request) => {
+      const caller = ownBearerUser(request)
+      return (await fastify.credentials.listApiKeys(caller.id)).map(apiKeyInfo)
     })
 
     scope.delete('/api-keys/:id', { schema: revokeKeySchema }, async (request, reply) => {
