@@ -1,7 +1,8 @@
 // gatehouse: the operations CLI (`npx gatehouse <command>`, or `npm run cli -- <command>`).
 // Each command lives in cli/<command>.ts. Exit codes: 0 success, 1 failure, 2 usage error.
-import { loadConfig, ConfigError } from './lib/config.ts'
-import { DatabaseUrlError, MigrationError } from './plugins/store/index.ts'
+import { loadConfig, ConfigError } from './server/config.ts'
+import { isOptionsError } from './lib/options.ts'
+import { isStartupError } from './lib/startup-error.ts'
 import { COMMANDS, usage, UsageError } from './cli/commands.ts'
 
 export async function main (argv: string[]): Promise<number> {
@@ -27,7 +28,7 @@ export async function main (argv: string[]): Promise<number> {
       process.stderr.write(`gatehouse: bad configuration: ${err.message}\n`)
       return 1
     }
-    if (err instanceof DatabaseUrlError || err instanceof MigrationError) {
+    if (isStartupError(err) || isOptionsError(err)) {
       process.stderr.write(`gatehouse ${name}: ${err.message}\n`)
       return 1
     }

@@ -1,8 +1,10 @@
 // The standalone server: reads the environment (CONTRACT §2), builds the app, listens, logs
 // where it is and what it runs on, and closes gracefully on SIGINT/SIGTERM.
-import { loadConfig, ConfigError, type GatehouseConfig } from './lib/config.ts'
-import { buildApp } from './app.ts'
-import { redactDatabaseUrl, DatabaseUrlError, MigrationError, isInfrastructureError } from './plugins/store/index.ts'
+import { loadConfig, ConfigError, type GatehouseConfig } from './server/config.ts'
+import { buildApp } from './server/app.ts'
+import { redactDatabaseUrl, isInfrastructureError } from './plugins/store/index.ts'
+import { isStartupError } from './lib/startup-error.ts'
+import { isOptionsError } from './lib/options.ts'
 
 export async function start (config: GatehouseConfig): Promise<void> {
   const app = await buildApp(config)
@@ -39,6 +41,25 @@ function fail (message: string): never {
   process.exit(1)
 }
 
+/** The one line a start-up failure is told in, chosen by its code; undefined for a programming error. */
+export function startupFailure (err: unknown, config: GatehouseConfig): string | undefined {
+  if (isStartupError(err)) {
+    switch (err.code) {
+      case 'STORE_UNREACHABLE':
+      case 'REDIS_UNREACHABLE':
+      case 'KEYS_MISSING':
+      case 'MIGRATION_FAILED':
+        return err.message
+    }
+  }
+  if (isOptionsError(err)) return err.message
+  const code = (err as { code?: unknown } | null)?.code
+  if (code === 'EADDRINUSE') return `PORT ${config.port} is already in use on ${config.host}: set PORT to another port (0 picks a free one)`
+  // A plugin that queried the database after the store started (tokens, bootstrap admin).
+  if (code === 'SERVICE_UNAVAILABLE' || isInfrastructureError(err)) return `cannot reach the database at ${redactDatabaseUrl(config.databaseUrl)}`
+  return undefined
+}
+
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('server.ts') || process.argv[1]?.endsWith('server.js')) {
   let config: GatehouseConfig
   try {
@@ -47,15 +68,9 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
     if (err instanceof ConfigError) fail(`bad configuration: ${err.message}`)
     throw err
   }
-  start(config).catch((err: Error & { code?: string }) => {
-    if (err instanceof ConfigError || err instanceof DatabaseUrlError || err instanceof MigrationError) fail(err.message)
-    if (err.code === 'EADDRINUSE') fail(`PORT ${config.port} is already in use on ${config.host}: set PORT to another port (0 picks a free one)`)
-    if (err.code === 'SERVICE_UNAVAILABLE' || isInfrastructureError(err) || /ECONNREFUSED|ENOTFOUND|3D000|28P01/.test(`${err.message} ${err.code ?? ''}`)) {
-      const cause = (err as { cause?: Error }).cause ?? err
-      const detail = (cause.message ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '').pop() ?? ''
-      fail(`cannot reach the database at ${redactDatabaseUrl(config.databaseUrl)}${detail === '' ? '' : ` (${detail})`}`)
-    }
-    if (err.message?.startsWith('REDIS_URL')) fail(err.message)
+  start(config).catch((err: Error) => {
+    const line = startupFailure(err, config)
+    if (line !== undefined) fail(line)
     process.stderr.write(`gatehouse: failed to start: ${err.stack ?? err.message}\n`)
     process.exit(1)
   })

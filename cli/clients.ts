@@ -2,6 +2,7 @@ import { createOAuthClient, GRANT_TYPES, type GrantType } from '../plugins/sessi
 import type { Command } from './commands.ts'
 import { UsageError } from './errors.ts'
 import { parseArgs, withApp, out } from './context.ts'
+import { AUDIT_EVENTS } from '../plugins/audit/index.ts'
 
 export const clientsCommand: Command = {
   summary: 'register an OAuth client for /oauth/token (its secret is printed once)',
@@ -25,7 +26,7 @@ export const clientsCommand: Command = {
         roles,
         ...(typeof flags.get('id') === 'string' ? { id: flags.get('id') as string } : {})
       })
-      app.audit.record({ type: 'client_created', outcome: 'success', details: { clientId: created.clientId, grants, roles, via: 'cli' } })
+      app.audit.record({ type: AUDIT_EVENTS.CLIENT_CREATED, outcome: 'success', details: { clientId: created.clientId, grants, roles, via: 'cli' } })
       out(`client_id:     ${created.clientId}`)
       out(`client_secret: ${created.clientSecret}`)
       out('The secret is shown once and stored only as a hash: keep it in your secret store now.')

@@ -1,4 +1,4 @@
-import type { GatehouseConfig } from '../lib/config.ts'
+import type { GatehouseConfig } from '../server/config.ts'
 import { migrateCommand } from './migrate.ts'
 import { keysCommand } from './keys.ts'
 import { usersCommand } from './users.ts'

@@ -1,8 +1,12 @@
 // What the CLI commands share: the app built quietly (so every invalidation reaches running
 // instances through the same plugins and Redis), argument parsing and table output.
-import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../app.ts'
-import type { GatehouseConfig } from '../lib/config.ts'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { buildApp } from '../server/app.ts'
+import type { GatehouseConfig } from '../server/config.ts'
+import { store } from '../plugins/store/index.ts'
+import { redis } from '../plugins/redis/index.ts'
+import { audit } from '../plugins/audit/index.ts'
+import { isStartupError } from '../lib/startup-error.ts'
 import { UsageError } from './errors.ts'
 
 /** Runs `fn` with the whole app (not listening), closed afterwards. Logs only warnings. */
@@ -10,6 +14,41 @@ export async function withApp<T> (config: GatehouseConfig, fn: (app: FastifyInst
   const app = await buildApp(config, { logger: { level: 'warn' } })
   try {
     await app.ready()
+    const result = await fn(app)
+    await app.audit.flush()
+    return result
+  } finally {
+    await app.close()
+  }
+}
+
+/**
+ * Runs `fn` with the store, the bus and the audit trail only (no key ring: `keys` commands must
+ * work on an empty keys folder). When Redis is configured but down, the bus is in process and
+ * `distributed` says so.
+ */
+export async function withCore<T> (config: GatehouseConfig, fn: (app: FastifyInstance) => Promise<T>): Promise<T> {
+  const build = async (redisUrl: string | undefined): Promise<FastifyInstance> => {
+    const app = Fastify({ logger: { level: 'warn' } })
+    try {
+      await app.register(store, { databaseUrl: config.databaseUrl })
+      await app.register(redis, { url: redisUrl })
+      await app.register(audit)
+      await app.ready()
+    } catch (err) {
+      await app.close().catch(() => {})
+      throw err
+    }
+    return app
+  }
+  let app: FastifyInstance
+  try {
+    app = await build(config.redisUrl)
+  } catch (err) {
+    if (!isStartupError(err, 'REDIS_UNREACHABLE')) throw err
+    app = await build(undefined)
+  }
+  try {
     const result = await fn(app)
     await app.audit.flush()
     return result

@@ -1,38 +1,28 @@
-import { listKeys, rotateKey, retireKey, KeyRingError, KEY_ALGORITHMS } from '../plugins/tokens/keys.ts'
-import type { SigningAlgorithm } from '../lib/config.ts'
-import { redisClient } from '../plugins/redis/index.ts'
-import { createPrismaClient } from '../plugins/store/client.ts'
-import { migrate, parseDatabaseUrl } from '../plugins/store/index.ts'
-import type { GatehouseConfig } from '../lib/config.ts'
+import { listKeys, rotateKey, retireKey, KeyRingError, KEY_ALGORITHMS, KEYS_CHANNEL } from '../plugins/tokens/index.ts'
+import type { SigningAlgorithm } from '../lib/algorithms.ts'
+import type { GatehouseConfig } from '../server/config.ts'
 import type { Command } from './commands.ts'
 import { UsageError } from './errors.ts'
-import { parseArgs, table, out } from './context.ts'
+import { parseArgs, table, out, withCore } from './context.ts'
+import { AUDIT_EVENTS, type AuditEventType } from '../plugins/audit/index.ts'
 
-/** Tells running instances (through Redis, when configured) to reload their key rings now. */
-async function announce (config: GatehouseConfig): Promise<string> {
-  if (config.redisUrl === undefined) return 'running instances pick the change up within seconds (they re-read AUTH_KEYS_DIR)'
-  const redis = redisClient(config.redisUrl)
-  try {
-    await redis.connect()
-    await redis.publish('gatehouse:keys', JSON.stringify({ reload: true }))
-    return 'running instances were told through Redis'
-  } catch {
-    return 'Redis could not be reached: running instances pick the change up within seconds (they re-read AUTH_KEYS_DIR)'
-  } finally {
-    redis.disconnect()
-  }
-}
+const REREAD = 'running instances pick the change up within seconds (they re-read AUTH_KEYS_DIR)'
 
-async function auditKeyEvent (config: GatehouseConfig, type: string, details: Record<string, unknown>): Promise<void> {
-  // As at `npm start`: the embedded SQLite database is migrated on first use.
-  if (parseDatabaseUrl(config.databaseUrl).provider === 'sqlite') await migrate(config.databaseUrl)
-  const { prisma } = await createPrismaClient(config.databaseUrl)
+/**
+ * Records the change through gatehouse-audit and tells running instances, on the bus the tokens
+ * plugin listens to, to reload their key rings now. Returns what the operator should know.
+ */
+async function recordAndAnnounce (config: GatehouseConfig, type: AuditEventType, details: Record<string, unknown>): Promise<string> {
   try {
-    await prisma.auditEvent.create({ data: { type, outcome: 'success', details: JSON.stringify({ ...details, via: 'cli' }) } })
-  } catch {
-    process.stderr.write(`warning: the ${type} audit event could not be written (is the database migrated?)\n`)
-  } finally {
-    await prisma.$disconnect()
+    return await withCore(config, async (app) => {
+      app.audit.record({ type, outcome: 'success', details: { ...details, via: 'cli' } })
+      if (!app.bus.distributed) return config.redisUrl === undefined ? REREAD : `Redis could not be reached: ${REREAD}`
+      await app.bus.publish(KEYS_CHANNEL, { reload: true })
+      return 'running instances were told through Redis'
+    })
+  } catch (err) {
+    process.stderr.write(`warning: the ${type} audit event could not be written (${(err as Error).message})\n`)
+    return REREAD
   }
 }
 
@@ -59,18 +49,18 @@ export const keysCommand: Command = {
         if (!KEY_ALGORITHMS.includes(alg)) throw new UsageError(`--alg must be one of ${KEY_ALGORITHMS.join(', ')}`)
         out(`generating a ${alg} key in ${config.keysDir}...`)
         const key = rotateKey(config.keysDir, alg)
-        await auditKeyEvent(config, 'key_rotated', { kid: key.kid, alg: key.alg })
+        const told = await recordAndAnnounce(config, AUDIT_EVENTS.KEY_ROTATED, { kid: key.kid, alg: key.alg })
         out(`new signing key: kid ${key.kid} (${key.alg}); older keys keep verifying until retired`)
-        out(await announce(config))
+        out(told)
         return 0
       }
       if (action === 'retire') {
         const { flags, positional } = parseArgs(rest, { force: false })
         if (positional.length !== 1) throw new UsageError('name exactly one kid to retire')
         const key = retireKey(config.keysDir, positional[0], { force: flags.has('force'), graceSeconds: config.accessTokenTtl })
-        await auditKeyEvent(config, 'key_retired', { kid: key.kid })
+        const told = await recordAndAnnounce(config, AUDIT_EVENTS.KEY_RETIRED, { kid: key.kid })
         out(`retired key ${key.kid}: it is no longer published and its tokens no longer verify`)
-        out(await announce(config))
+        out(told)
         return 0
       }
       throw new UsageError(action === undefined ? 'name an action: list, rotate or retire' : `unknown action "${action}"`)

@@ -86,7 +86,10 @@ export interface ResolvedOptions {
   readonly random: () => number
 }
 
-/** localhost, 127.0.0.0/8 and ::1: traffic that never leaves the machine. */
+/**
+ * localhost, 127.0.0.0/8 and ::1: traffic that never leaves the machine. The same rule as
+ * lib/loopback.ts, kept here because client/ compiles alone for the browser.
+ */
 export function isLoopbackHost (hostname: string): boolean {
   const host = hostname.toLowerCase()
   if (host === 'localhost' || host === '[::1]' || host === '::1') return true

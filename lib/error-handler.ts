@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ERRORS, gatehouseError, isGatehouseError } from './errors.ts'
-import { translatePrismaError } from '../plugins/store/errors.ts'
+import { translatePrismaError } from './database-errors.ts'
 
 /** The error body every route answers with: Fastify's shape plus our code. */
 export const errorSchema = {

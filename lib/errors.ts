@@ -26,6 +26,7 @@ export const ERRORS = {
   WEAK_PASSWORD: { status: 400, message: 'The password does not meet the password policy' },
   EMAIL_TAKEN: { status: 409, message: 'An account with this email already exists' },
   CONFLICT: { status: 409, message: 'The request conflicts with the current state' },
+  INVALID_ROLE: { status: 400, message: 'The role is not a role of the hierarchy' },
   RATE_LIMITED: { status: 429, message: 'Too many requests; try again later' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error' },
   JWKS_UNAVAILABLE: { status: 503, message: 'The keys of the token issuer cannot be fetched right now' },

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { loadConfig, ConfigError } from '../lib/config.ts'
+import { loadConfig, ConfigError } from '../server/config.ts'
 
 t.test('defaults follow CONTRACT §2', async (t) => {
   const config = loadConfig({})

@@ -3,6 +3,7 @@
 // service.ts; this entry wires the store, the mailer, the credential verifier and the token issuer.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import { OptionsError } from '../../lib/options.ts'
 import type { Audit } from '../audit/index.ts'
 import type { LoginThrottle } from '../credentials/index.ts'
 import { createAccounts, resolveAccountsOptions, type Accounts, type AccountsOptions, type TokenRevoker } from './service.ts'
@@ -17,12 +18,18 @@ declare module 'fastify' {
 }
 
 async function accountsPlugin (fastify: FastifyInstance, input: AccountsOptions): Promise<void> {
+  const sawAudit = fastify.hasDecorator('audit')
+  // gatehouse-audit registered after accounts would leave every account event unrecorded: fail
+  // at ready instead.
+  fastify.addHook('onReady', async () => {
+    if (!sawAudit && fastify.hasDecorator('audit')) throw new OptionsError('gatehouse-accounts', 'audit', 'gatehouse-accounts: gatehouse-audit was registered after it: register it first')
+  })
   const accounts = createAccounts(resolveAccountsOptions(input), {
     prisma: fastify.store.prisma,
     mailer: fastify.mailer,
     credentials: fastify.credentials,
     tokens: (fastify as unknown as { tokens: TokenRevoker }).tokens,
-    audit: fastify.hasDecorator('audit') ? fastify.getDecorator<Audit>('audit') : null,
+    audit: sawAudit ? fastify.getDecorator<Audit>('audit') : null,
     loginThrottle: () => fastify.hasDecorator('loginThrottle') ? fastify.getDecorator<LoginThrottle>('loginThrottle') : null,
     log: fastify.log
   })

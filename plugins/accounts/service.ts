@@ -7,14 +7,14 @@
 //  - a forgotten-password request does its lookup and mail after the answer, for every address.
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { gatehouseError, isGatehouseError, type GatehouseError } from '../../lib/errors.ts'
-import type { PrismaClient } from '../store/client.ts'
-import type { Audit } from '../audit/index.ts'
+import { optionChecks } from '../../lib/options.ts'
+import type { PrismaClient, User } from '../store/index.ts'
+import { AUDIT_EVENTS, type Audit } from '../audit/index.ts'
 import type { Credentials, LoginThrottle } from '../credentials/index.ts'
 import type { Mailer } from '../mailer/index.ts'
-import { REVOCATION_MARGIN_SECONDS } from '../sessions/options.ts'
+import { REVOCATION_MARGIN_SECONDS } from '../sessions/index.ts'
 import { createBackground } from './background.ts'
 import { hashEmailToken, isEmailTokenShape, newEmailToken, stateHash, type EmailTokenPurpose } from './email-token.ts'
-import type { User } from '../../prisma/generated/sqlite/client.ts'
 
 export interface AccountsOptions {
   /** Where mail links point: `<appUrl>/verify-email?token=`, `<appUrl>/reset-password?token=`. */
@@ -53,21 +53,23 @@ export interface AccountsDeps {
   log: FastifyBaseLogger
 }
 
+const check = optionChecks('gatehouse-accounts')
+
 export function resolveAccountsOptions (input: AccountsOptions): ResolvedAccountsOptions {
-  const seconds = (name: string, value: number | undefined, fallback: number): number => {
-    const v = value ?? fallback
-    if (!Number.isInteger(v) || v < 1) throw new Error(`accounts option ${name} must be a whole number of seconds >= 1`)
-    return v
+  const appUrl = check.string('appUrl', input.appUrl)
+  if (!/^https?:\/\//.test(appUrl)) check.fail('appUrl', 'must be an http(s) URL')
+  if (input.verifiedEmails !== undefined && (!Array.isArray(input.verifiedEmails) || !input.verifiedEmails.every((e) => typeof e === 'string'))) {
+    check.fail('verifiedEmails', 'must be an array of addresses')
   }
-  if (typeof input.appUrl !== 'string' || !/^https?:\/\//.test(input.appUrl)) throw new Error('accounts option appUrl must be an http(s) URL')
+  if (input.clock !== undefined && typeof input.clock !== 'function') check.fail('clock', 'must be a function returning milliseconds')
   return Object.freeze({
-    appUrl: input.appUrl.replace(/\/+$/, ''),
-    emailVerificationTtl: seconds('emailVerificationTtl', input.emailVerificationTtl, 86_400),
-    passwordResetTtl: seconds('passwordResetTtl', input.passwordResetTtl, 1800),
-    requireVerifiedEmail: input.requireVerifiedEmail ?? false,
-    accessTokenTtl: seconds('accessTokenTtl', input.accessTokenTtl, 900),
+    appUrl: appUrl.replace(/\/+$/, ''),
+    emailVerificationTtl: check.integer('emailVerificationTtl', input.emailVerificationTtl, 86_400, { min: 1 }),
+    passwordResetTtl: check.integer('passwordResetTtl', input.passwordResetTtl, 1800, { min: 1 }),
+    requireVerifiedEmail: check.boolean('requireVerifiedEmail', input.requireVerifiedEmail, false),
+    accessTokenTtl: check.integer('accessTokenTtl', input.accessTokenTtl, 900, { min: 1 }),
     verifiedEmails: Object.freeze([...(input.verifiedEmails ?? [])]) as string[],
-    concurrency: seconds('concurrency', input.concurrency, 1),
+    concurrency: check.integer('concurrency', input.concurrency, 1, { min: 1 }),
     clock: input.clock ?? Date.now
   })
 }
@@ -114,12 +116,12 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
     const user = await prisma.user.findUnique({ where: { id: userId } })
     if (user === null || !active(user)) return
     if (user.emailVerifiedAt !== null) {
-      record({ type: 'email_verification_sent', outcome: 'failure', reason: 'already_verified', actorId: user.id, subjectId: user.id, request })
+      record({ type: AUDIT_EVENTS.EMAIL_VERIFICATION_SENT, outcome: 'failure', reason: 'already_verified', actorId: user.id, subjectId: user.id, request })
       return
     }
     const token = await issue(user, 'verify_email', user.email, options.emailVerificationTtl)
     mailer.send('verifyEmail', user.email, { link: link('verify-email', token), expiresInMinutes: Math.round(options.emailVerificationTtl / 60) })
-    record({ type: 'email_verification_sent', outcome: 'success', actorId: user.id, subjectId: user.id, details: { reason }, request })
+    record({ type: AUDIT_EVENTS.EMAIL_VERIFICATION_SENT, outcome: 'success', actorId: user.id, subjectId: user.id, details: { reason }, request })
   }
 
   /** Finds a usable token of one of `purposes`; INVALID_EMAIL_TOKEN otherwise (after an audit row). */
@@ -178,7 +180,7 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
       else throw err
     }
     if (outcome === 'taken') {
-      record({ type: 'email_changed', outcome: 'failure', reason: 'email_taken', actorId: user.id, subjectId: user.id, request })
+      record({ type: AUDIT_EVENTS.EMAIL_CHANGED, outcome: 'failure', reason: 'email_taken', actorId: user.id, subjectId: user.id, request })
       throw gatehouseError('EMAIL_TAKEN')
     }
     if (outcome !== 'ok') {
@@ -188,10 +190,10 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
     if (changing) {
       await tokens.userChanged(user.id)
       await credentials.forgetUser(user.id)
-      record({ type: 'email_changed', outcome: 'success', actorId: user.id, subjectId: user.id, details: { verified: true }, request })
+      record({ type: AUDIT_EVENTS.EMAIL_CHANGED, outcome: 'success', actorId: user.id, subjectId: user.id, details: { verified: true }, request })
     } else {
       await tokens.userChanged(user.id)
-      record({ type: 'email_verified', outcome: 'success', actorId: user.id, subjectId: user.id, request })
+      record({ type: AUDIT_EVENTS.EMAIL_VERIFIED, outcome: 'success', actorId: user.id, subjectId: user.id, request })
     }
     return { userId: user.id, email: row.email, changed: changing }
   }
@@ -208,7 +210,7 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
     }
     if (!ok) {
       await attempt?.fail()
-      record({ type: 'email_change_requested', outcome: 'failure', reason: 'bad_password', actorId: user.id, subjectId: user.id, request })
+      record({ type: AUDIT_EVENTS.EMAIL_CHANGE_REQUESTED, outcome: 'failure', reason: 'bad_password', actorId: user.id, subjectId: user.id, request })
       throw gatehouseError('INVALID_CREDENTIALS', 'The current password is incorrect')
     }
     await attempt?.succeed()
@@ -220,28 +222,28 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
     if (user === null || !active(user)) throw gatehouseError('USER_NOT_FOUND')
     await checkCurrentPassword(user, currentPassword, request)
     if (newEmail === user.email) {
-      record({ type: 'email_change_requested', outcome: 'failure', reason: 'same_email', actorId: user.id, subjectId: user.id, request })
+      record({ type: AUDIT_EVENTS.EMAIL_CHANGE_REQUESTED, outcome: 'failure', reason: 'same_email', actorId: user.id, subjectId: user.id, request })
       throw gatehouseError('CONFLICT', 'This is already the account\'s email address')
     }
     if (await prisma.user.findUnique({ where: { email: newEmail }, select: { id: true } }) !== null) {
-      record({ type: 'email_change_requested', outcome: 'failure', reason: 'email_taken', actorId: user.id, subjectId: user.id, request })
+      record({ type: AUDIT_EVENTS.EMAIL_CHANGE_REQUESTED, outcome: 'failure', reason: 'email_taken', actorId: user.id, subjectId: user.id, request })
       throw gatehouseError('EMAIL_TAKEN')
     }
     const token = await issue(user, 'change_email', newEmail, options.emailVerificationTtl)
     mailer.send('changeEmail', newEmail, { link: link('verify-email', token), expiresInMinutes: Math.round(options.emailVerificationTtl / 60) })
     mailer.send('emailChangeRequested', user.email, { newEmail })
-    record({ type: 'email_change_requested', outcome: 'success', actorId: user.id, subjectId: user.id, request })
+    record({ type: AUDIT_EVENTS.EMAIL_CHANGE_REQUESTED, outcome: 'success', actorId: user.id, subjectId: user.id, request })
   }
 
   async function sendResetNow (email: string, reason: string, actorId: string | null, request?: FastifyRequest): Promise<void> {
     const user = await prisma.user.findUnique({ where: { email } })
     if (user === null || !active(user)) {
-      record({ type: 'password_reset_requested', outcome: 'failure', reason: user === null ? 'unknown_email' : 'inactive_account', actorId, subjectId: user?.id ?? null, details: { via: reason }, request })
+      record({ type: AUDIT_EVENTS.PASSWORD_RESET_REQUESTED, outcome: 'failure', reason: user === null ? 'unknown_email' : 'inactive_account', actorId, subjectId: user?.id ?? null, details: { via: reason }, request })
       return
     }
     const token = await issue(user, 'reset_password', user.email, options.passwordResetTtl)
     mailer.send('resetPassword', user.email, { link: link('reset-password', token), expiresInMinutes: Math.round(options.passwordResetTtl / 60) })
-    record({ type: 'password_reset_requested', outcome: 'success', actorId, subjectId: user.id, details: { via: reason }, request })
+    record({ type: AUDIT_EVENTS.PASSWORD_RESET_REQUESTED, outcome: 'success', actorId, subjectId: user.id, details: { via: reason }, request })
   }
 
   /** POST /auth/password/reset. */
@@ -252,7 +254,7 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
     try {
       normalized = credentials.checkPasswordPolicy(newPassword, { email: user.email })
     } catch (err) {
-      record({ type: 'password_reset', outcome: 'failure', reason: 'weak_password', subjectId: user.id, request })
+      record({ type: AUDIT_EVENTS.PASSWORD_RESET, outcome: 'failure', reason: 'weak_password', subjectId: user.id, request })
       throw err
     }
     // Hashed before the transaction, which then only claims, writes and revokes.
@@ -274,7 +276,7 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
       return { sids: families.map((f) => f.id), apiKeys: keys.map((k) => k.id) }
     }, TX)
     if (result === 'lost' || result === 'stale') {
-      record({ type: 'password_reset', outcome: 'failure', reason: result === 'lost' ? 'used' : 'account_changed', subjectId: user.id, request })
+      record({ type: AUDIT_EVENTS.PASSWORD_RESET, outcome: 'failure', reason: result === 'lost' ? 'used' : 'account_changed', subjectId: user.id, request })
       throw invalidToken()
     }
     // Committed: make it effective on every instance (access tokens, cached Basic and API-key checks).
@@ -283,7 +285,7 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
     await credentials.forgetUser(user.id)
     for (const id of result.apiKeys) await credentials.revokeApiKey(user.id, id, request)
     mailer.send('passwordChanged', user.email)
-    record({ type: 'password_reset', outcome: 'success', actorId: user.id, subjectId: user.id, details: { sessionCount: result.sids.length, apiKeyCount: result.apiKeys.length }, request })
+    record({ type: AUDIT_EVENTS.PASSWORD_RESET, outcome: 'success', actorId: user.id, subjectId: user.id, details: { sessionCount: result.sids.length, apiKeyCount: result.apiKeys.length }, request })
     return { userId: user.id }
   }
 
@@ -307,12 +309,12 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
     async markVerified (userId: string, via: string): Promise<void> {
       await prisma.user.update({ where: { id: userId }, data: { emailVerifiedAt: new Date(clock()) } })
       await tokens.userChanged(userId)
-      record({ type: 'email_verified', outcome: 'success', subjectId: userId, details: { via } })
+      record({ type: AUDIT_EVENTS.EMAIL_VERIFIED, outcome: 'success', subjectId: userId, details: { via } })
     },
     /** EMAIL_NOT_VERIFIED when sign-in requires a verified address and `user` has none. */
     assertMaySignIn (user: Pick<User, 'id' | 'emailVerifiedAt'>, request?: FastifyRequest): void {
       if (!options.requireVerifiedEmail || user.emailVerifiedAt !== null) return
-      record({ type: 'login', outcome: 'failure', reason: 'email_not_verified', subjectId: user.id, request })
+      record({ type: AUDIT_EVENTS.LOGIN_FAILURE, outcome: 'failure', reason: 'email_not_verified', subjectId: user.id, request })
       throw gatehouseError('EMAIL_NOT_VERIFIED')
     },
     verifyEmail,

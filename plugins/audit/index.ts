@@ -7,38 +7,11 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { sanitizeDetails, sanitizeText } from './sanitize.ts'
+import { optionChecks } from '../../lib/options.ts'
 
 export { sanitizeDetails, sanitizeText, isSecretKey, looksLikeSecret, REDACTED } from './sanitize.ts'
 
-/** The event types Gatehouse records (apps may add their own). */
-export const AUDIT_EVENTS = Object.freeze({
-  REGISTER: 'register',
-  LOGIN: 'login',
-  /** outcome 'failure', reason: unknown_user | bad_password | disabled | rate_limited | ... */
-  LOGIN_FAILURE: 'login',
-  REFRESH: 'refresh',
-  REFRESH_REUSE: 'refresh_reuse',
-  LOGOUT: 'logout',
-  LOGOUT_ALL: 'logout_all',
-  PASSWORD_CHANGE: 'password_change',
-  API_KEY_CREATED: 'api_key_created',
-  API_KEY_REVOKED: 'api_key_revoked',
-  ROLES_CHANGED: 'roles_changed',
-  ORG_CREATED: 'org_created',
-  MEMBERSHIP_ADDED: 'membership_added',
-  MEMBERSHIP_CHANGED: 'membership_changed',
-  MEMBERSHIP_REMOVED: 'membership_removed',
-  USER_DISABLED: 'user_disabled',
-  USER_ENABLED: 'user_enabled',
-  USER_DELETED: 'user_deleted',
-  KEY_ROTATED: 'key_rotated',
-  EMAIL_VERIFICATION_SENT: 'email_verification_sent',
-  EMAIL_VERIFIED: 'email_verified',
-  EMAIL_CHANGE_REQUESTED: 'email_change_requested',
-  EMAIL_CHANGED: 'email_changed',
-  PASSWORD_RESET_REQUESTED: 'password_reset_requested',
-  PASSWORD_RESET: 'password_reset'
-})
+export { AUDIT_EVENTS, type AuditEventType } from './events.ts'
 
 export interface AuditEventInput {
   /** e.g. 'register', 'login', 'refresh', 'refresh_reuse', 'logout', 'logout_all', ... (see AUDIT_EVENTS) */
@@ -107,10 +80,10 @@ export const DEFAULT_ATTEMPTS = 3
 export const DEFAULT_MAX_QUEUE = 10_000
 const RETRY_DELAY_MS = 100
 
+const check = optionChecks('gatehouse-audit')
+
 function positive (name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < 1) throw new TypeError(`gatehouse-audit: ${name} must be a whole number >= 1`)
-  return value
+  return check.integer(name, value, fallback, { min: 1 })
 }
 
 export function resolveOptions (input: AuditOptions = {}): Readonly<Required<AuditOptions>> {

@@ -13,8 +13,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import type { AuthScheme, AuthUser } from '../../lib/auth-user.ts'
 import { basicError, bearerError, gatehouseError, isGatehouseError, missingAuthorization, REALM, type GatehouseError } from '../../lib/errors.ts'
 import type { Tokens } from '../tokens/index.ts'
-import { userLoader, type UserState } from '../tokens/state.ts'
-import { peekIssuer } from '../tokens/jwt.ts'
+import { userLoader, type UserState } from '../tokens/index.ts'
+import { peekIssuer } from '../../lib/jwt.ts'
+import { optionChecks } from '../../lib/options.ts'
 import { AUTH_SCHEMES, decodeBasic, hasDuplicateAuthorization, malformed, MAX_BEARER_LENGTH, parseAuthorization } from './parse.ts'
 
 export interface AuthenticateOptions {
@@ -80,16 +81,32 @@ function challengeFor (scheme: AuthScheme, err: unknown): unknown {
   return bearerError(err.code, err.message)
 }
 
+const check = optionChecks('gatehouse-authenticate')
+
+function verifierOf (scheme: AuthScheme): string {
+  return scheme === 'bearer' ? 'gatehouse-tokens or gatehouse-trusted-issuers' : 'gatehouse-credentials'
+}
+
 export function resolveOptions (options: AuthenticateOptions, available: ReadonlySet<AuthScheme>): ReadonlySet<AuthScheme> {
   if (options.schemes === undefined) return available
-  if (!Array.isArray(options.schemes) || options.schemes.length === 0) throw new TypeError('gatehouse-authenticate: schemes must be a non-empty array')
+  if (!Array.isArray(options.schemes) || options.schemes.length === 0) check.fail('schemes', 'must be a non-empty array')
   for (const scheme of options.schemes) {
-    if (!AUTH_SCHEMES.includes(scheme)) throw new TypeError(`gatehouse-authenticate: unknown scheme ${JSON.stringify(scheme)} (use ${AUTH_SCHEMES.join(', ')})`)
-    if (!available.has(scheme)) {
-      throw new TypeError(`gatehouse-authenticate: scheme ${scheme} needs ${scheme === 'bearer' ? 'gatehouse-tokens or gatehouse-trusted-issuers' : 'gatehouse-credentials'} to be registered first`)
-    }
+    if (!AUTH_SCHEMES.includes(scheme)) check.fail('schemes', `has an unknown scheme ${JSON.stringify(scheme)} (use ${AUTH_SCHEMES.join(', ')})`)
+    if (!available.has(scheme)) check.fail('schemes', `has ${scheme}, which needs ${verifierOf(scheme)} registered first`)
   }
   return new Set(options.schemes)
+}
+
+/**
+ * At onReady: a verifier registered after authenticate would be silently left out of the
+ * default schemes (and of `request.user`'s sources). Fail instead, naming what to move.
+ */
+function checkComposition (fastify: FastifyInstance, collaborators: Collaborators): void {
+  const late: string[] = []
+  if (collaborators.tokens === null && fastify.hasDecorator('tokens')) late.push('gatehouse-tokens')
+  if (collaborators.trusted === null && fastify.hasDecorator('trustedIssuers')) late.push('gatehouse-trusted-issuers')
+  if (collaborators.credentials === null && fastify.hasDecorator('credentials')) late.push('gatehouse-credentials')
+  if (late.length > 0) check.fail('schemes', `cannot use ${late.join(', ')}: register ${late.length === 1 ? 'it' : 'them'} before gatehouse-authenticate`)
 }
 
 /**
@@ -209,8 +226,9 @@ async function authenticatePlugin (fastify: FastifyInstance, options: Authentica
     available.add('apikey')
   }
   if (available.size === 0) {
-    throw new Error('gatehouse-authenticate: register gatehouse-tokens, gatehouse-trusted-issuers or gatehouse-credentials before it')
+    check.fail('schemes', 'has no verifier: register gatehouse-tokens, gatehouse-trusted-issuers or gatehouse-credentials before it')
   }
+  fastify.addHook('onReady', async () => { checkComposition(fastify, collaborators) })
   const defaults = resolveOptions(options, available)
   if (!fastify.hasRequestDecorator('user')) fastify.decorateRequest('user', null)
   fastify.decorate('authenticate', createAuthenticateHook(collaborators, defaults))

@@ -7,6 +7,9 @@ import fp from 'fastify-plugin'
 import cors from '@fastify/cors'
 import cookie from '@fastify/cookie'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { optionChecks } from '../../lib/options.ts'
+
+const check = optionChecks('gatehouse-browser')
 
 export interface BrowserOptions {
   /** Exact origins (`https://app.example.com`) that may call the API with credentials. @default [] */
@@ -23,8 +26,12 @@ declare module 'fastify' {
 }
 
 async function browserPlugin (fastify: FastifyInstance, options: BrowserOptions): Promise<void> {
+  const ownOrigin = check.string('ownOrigin', options.ownOrigin)
+  if (options.corsOrigins !== undefined && (!Array.isArray(options.corsOrigins) || !options.corsOrigins.every((o) => typeof o === 'string' && o !== ''))) {
+    check.fail('corsOrigins', 'must be an array of origins (scheme://host[:port])')
+  }
   const corsOrigins = [...(options.corsOrigins ?? [])]
-  const allowed = new Set([options.ownOrigin, ...corsOrigins])
+  const allowed = new Set([ownOrigin, ...corsOrigins])
   if (!fastify.hasDecorator('parseCookie')) await fastify.register(cookie)
   if (corsOrigins.length > 0) {
     const listed = new Set(corsOrigins)

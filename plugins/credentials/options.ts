@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
+import { OptionsError, optionChecks } from '../../lib/options.ts'
 
 /** OWASP Password Storage Cheat Sheet floor for argon2id: m=19 MiB, t=2, p=1. */
 export const DEFAULT_MEMORY_COST_KIB = 19_456
@@ -94,37 +95,32 @@ export interface ResolvedCredentialsOptions {
   apiKeyPrefix: string
 }
 
-export class CredentialsOptionsError extends Error {
+/** A bad option of gatehouse-credentials (an OptionsError: `code`, `plugin`, `option`). */
+export class CredentialsOptionsError extends OptionsError {
   override name = 'CredentialsOptionsError'
 }
 
-function integer (name: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new CredentialsOptionsError(`credentials: ${name} must be an integer between ${min} and ${max}, got ${String(value)}`)
-  }
-  return value
-}
+const check = optionChecks('gatehouse-credentials', CredentialsOptionsError)
 
 export function resolveOptions (input: CredentialsOptions = {}): ResolvedCredentialsOptions {
   const a = input.argon2 ?? {}
   const argon2 = Object.freeze({
-    memoryCost: integer('argon2.memoryCost', a.memoryCost, DEFAULT_MEMORY_COST_KIB, 1024, 4 * 1024 * 1024),
-    timeCost: integer('argon2.timeCost', a.timeCost, DEFAULT_TIME_COST, 1, 100),
-    parallelism: integer('argon2.parallelism', a.parallelism, DEFAULT_PARALLELISM, 1, 255),
-    outputLen: integer('argon2.outputLen', a.outputLen, DEFAULT_OUTPUT_LEN, 16, 64)
+    memoryCost: check.integer('argon2.memoryCost', a.memoryCost, DEFAULT_MEMORY_COST_KIB, { min: 1024, max: 4 * 1024 * 1024 }),
+    timeCost: check.integer('argon2.timeCost', a.timeCost, DEFAULT_TIME_COST, { min: 1, max: 100 }),
+    parallelism: check.integer('argon2.parallelism', a.parallelism, DEFAULT_PARALLELISM, { min: 1, max: 255 }),
+    outputLen: check.integer('argon2.outputLen', a.outputLen, DEFAULT_OUTPUT_LEN, { min: 16, max: 64 })
   })
-  const minPasswordLength = integer('minPasswordLength', input.minPasswordLength, DEFAULT_MIN_PASSWORD_LENGTH, 8, 256)
+  const minPasswordLength = check.integer('minPasswordLength', input.minPasswordLength, DEFAULT_MIN_PASSWORD_LENGTH, { min: 8, max: 256 })
   // 256 bytes hold 64 characters of any script, the least NIST SP 800-63B lets a verifier accept.
-  const maxPasswordBytes = integer('maxPasswordBytes', input.maxPasswordBytes, DEFAULT_MAX_PASSWORD_BYTES, 256, 4096)
-  const hashConcurrency = integer('hashConcurrency', input.hashConcurrency, Math.max(1, availableParallelism()), 1, 256)
+  const maxPasswordBytes = check.integer('maxPasswordBytes', input.maxPasswordBytes, DEFAULT_MAX_PASSWORD_BYTES, { min: 256, max: 4096 })
+  const hashConcurrency = check.integer('hashConcurrency', input.hashConcurrency, Math.max(1, availableParallelism()), { min: 1, max: 256 })
   const extra = input.extraCommonPasswords ?? []
   if (!Array.isArray(extra) || extra.some((p) => typeof p !== 'string')) {
-    throw new CredentialsOptionsError('credentials: extraCommonPasswords must be an array of strings')
+    check.fail('extraCommonPasswords', 'must be an array of strings')
   }
   const apiKeyPrefix = input.apiKeyPrefix ?? DEFAULT_API_KEY_PREFIX
   if (typeof apiKeyPrefix !== 'string' || !/^[a-z]{2,12}$/.test(apiKeyPrefix)) {
-    throw new CredentialsOptionsError('credentials: apiKeyPrefix must be 2 to 12 lower-case letters')
+    check.fail('apiKeyPrefix', 'must be 2 to 12 lower-case letters')
   }
   return Object.freeze({
     argon2,
@@ -133,13 +129,13 @@ export function resolveOptions (input: CredentialsOptions = {}): ResolvedCredent
     commonPasswordsFile: input.commonPasswordsFile ?? DEFAULT_COMMON_PASSWORDS_FILE,
     extraCommonPasswords: Object.freeze([...extra]),
     hashConcurrency,
-    hashQueueSize: integer('hashQueueSize', input.hashQueueSize, hashConcurrency * DEFAULT_HASH_QUEUE_FACTOR, 0, 1_000_000),
-    retryAfterSeconds: integer('retryAfterSeconds', input.retryAfterSeconds, 1, 1, 3600),
-    basicCacheTtlMs: integer('basicCacheTtlMs', input.basicCacheTtlMs, DEFAULT_BASIC_CACHE_TTL_MS, 0, 3_600_000),
-    basicCacheMax: integer('basicCacheMax', input.basicCacheMax, DEFAULT_BASIC_CACHE_MAX, 1, 10_000_000),
-    apiKeyCacheTtlMs: integer('apiKeyCacheTtlMs', input.apiKeyCacheTtlMs, DEFAULT_API_KEY_CACHE_TTL_MS, 0, 3_600_000),
-    apiKeyCacheMax: integer('apiKeyCacheMax', input.apiKeyCacheMax, DEFAULT_API_KEY_CACHE_MAX, 1, 10_000_000),
-    apiKeyTouchIntervalMs: integer('apiKeyTouchIntervalMs', input.apiKeyTouchIntervalMs, DEFAULT_API_KEY_TOUCH_INTERVAL_MS, 0, 86_400_000),
+    hashQueueSize: check.integer('hashQueueSize', input.hashQueueSize, hashConcurrency * DEFAULT_HASH_QUEUE_FACTOR, { min: 0, max: 1_000_000 }),
+    retryAfterSeconds: check.integer('retryAfterSeconds', input.retryAfterSeconds, 1, { min: 1, max: 3600 }),
+    basicCacheTtlMs: check.integer('basicCacheTtlMs', input.basicCacheTtlMs, DEFAULT_BASIC_CACHE_TTL_MS, { min: 0, max: 3_600_000 }),
+    basicCacheMax: check.integer('basicCacheMax', input.basicCacheMax, DEFAULT_BASIC_CACHE_MAX, { min: 1, max: 10_000_000 }),
+    apiKeyCacheTtlMs: check.integer('apiKeyCacheTtlMs', input.apiKeyCacheTtlMs, DEFAULT_API_KEY_CACHE_TTL_MS, { min: 0, max: 3_600_000 }),
+    apiKeyCacheMax: check.integer('apiKeyCacheMax', input.apiKeyCacheMax, DEFAULT_API_KEY_CACHE_MAX, { min: 1, max: 10_000_000 }),
+    apiKeyTouchIntervalMs: check.integer('apiKeyTouchIntervalMs', input.apiKeyTouchIntervalMs, DEFAULT_API_KEY_TOUCH_INTERVAL_MS, { min: 0, max: 86_400_000 }),
     apiKeyPrefix
   })
 }

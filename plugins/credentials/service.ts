@@ -4,7 +4,7 @@ import { createHmac, randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { ValidationError } from '../../lib/input.ts'
 import { basicError, gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
-import type { PrismaClient } from '../store/client.ts'
+import type { PrismaClient } from '../store/index.ts'
 import type { User } from '../../prisma/generated/sqlite/client.ts'
 import type { Bus } from '../redis/index.ts'
 import type { Audit, AuditEventInput } from '../audit/index.ts'
@@ -13,17 +13,11 @@ import { createTtlCache } from './ttl-cache.ts'
 import { checkPasswordPolicy as checkPolicy, exceedsMaxBytes, isPlausibleEmail, loadCommonPasswords, normalizeEmail, type PasswordPolicy } from './policy.ts'
 import { generateApiKey, hashApiKey, parseApiKey, sameHash } from './api-keys.ts'
 import type { ResolvedCredentialsOptions } from './options.ts'
+import { AUDIT_EVENTS } from '../audit/index.ts'
+import type { LoginAttempt, LoginThrottle } from '../rate-limit/index.ts'
 
-/** What `fastify.loginThrottle.begin()` hands back (plugins/rate-limit). */
-export interface ThrottleAttempt {
-  fail: () => Promise<void>
-  succeed: () => Promise<void>
-  /** No verdict (an infrastructure fault): frees the reservation without counting anything. */
-  release?: () => Promise<void>
-}
-export interface LoginThrottle {
-  begin: (accountKey: string) => Promise<ThrottleAttempt>
-}
+/** `fastify.loginThrottle` (gatehouse-rate-limit) and what its `begin()` hands back. */
+export type { LoginThrottle, LoginAttempt as ThrottleAttempt }
 
 export interface CredentialsDeps {
   prisma: PrismaClient
@@ -148,12 +142,12 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
    * argon2 (a dummy hash for unknown users), then account state, then rehash when needed.
    */
   async function checkPassword (normalizedEmail: string, password: unknown, channel: Channel, request?: FastifyRequest): Promise<User> {
-    const auditType = channel === 'password_change' ? 'password_change' : 'login'
+    const auditType = channel === 'password_change' ? AUDIT_EVENTS.PASSWORD_CHANGE : AUDIT_EVENTS.LOGIN
     const details = channel === 'basic' ? { scheme: 'basic' } : undefined
     // No account has an empty email: nothing to throttle, look up or verify.
     if (normalizedEmail === '') throw invalid(channel)
     const throttle = deps.loginThrottle()
-    let attempt: ThrottleAttempt | null = null
+    let attempt: LoginAttempt | null = null
     if (throttle !== null) {
       try {
         attempt = await throttle.begin(normalizedEmail)
@@ -226,7 +220,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
   async function login (email: string, password: string, request?: FastifyRequest): Promise<User> {
     const normalizedEmail = normalizeEmail(email)
     const user = await checkPassword(normalizedEmail, password, 'login', request)
-    record({ type: 'login', outcome: 'success', actorId: user.id, subjectId: user.id, request })
+    record({ type: AUDIT_EVENTS.LOGIN, outcome: 'success', actorId: user.id, subjectId: user.id, request })
     return user
   }
 
@@ -363,7 +357,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
       const generated = generateApiKey(options.apiKeyPrefix)
       try {
         const row = await prisma.apiKey.create({ data: { userId, name, prefix: generated.lookup, keyHash: generated.hash, expiresAt } })
-        record({ type: 'api_key_created', outcome: 'success', actorId: userId, subjectId: userId, details: { apiKeyId: row.id, name, expiresAt: row.expiresAt?.toISOString() ?? null }, request })
+        record({ type: AUDIT_EVENTS.API_KEY_CREATED, outcome: 'success', actorId: userId, subjectId: userId, details: { apiKeyId: row.id, name, expiresAt: row.expiresAt?.toISOString() ?? null }, request })
         return { id: row.id, name: row.name, key: generated.key, prefix: row.prefix, createdAt: row.createdAt, expiresAt: row.expiresAt }
       } catch (err) {
         // A 64-bit lookup collision: draw again.
@@ -392,7 +386,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     if (row === null) throw gatehouseError('NOT_FOUND', 'No API key with this id')
     if (row.revokedAt === null) {
       await prisma.apiKey.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: new Date() } })
-      record({ type: 'api_key_revoked', outcome: 'success', actorId, subjectId: userId, details: { apiKeyId: id }, request })
+      record({ type: AUDIT_EVENTS.API_KEY_REVOKED, outcome: 'success', actorId, subjectId: userId, details: { apiKeyId: id }, request })
     }
     dropApiKeyLocally(id)
     try {
@@ -409,7 +403,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     const ids = rows.map((row) => row.id)
     await prisma.apiKey.updateMany({ where: { id: { in: ids }, revokedAt: null }, data: { revokedAt: new Date() } })
     for (const id of ids) dropApiKeyLocally(id)
-    record({ type: 'api_key_revoked', outcome: 'success', actorId: null, subjectId: userId, reason, details: { apiKeyIds: ids }, request })
+    record({ type: AUDIT_EVENTS.API_KEY_REVOKED, outcome: 'success', actorId: null, subjectId: userId, reason, details: { apiKeyIds: ids }, request })
     for (const id of ids) {
       try {
         await bus.publish('apikey', { apiKeyId: id })
@@ -427,11 +421,11 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     try {
       normalizedPassword = checkPasswordPolicy(input.password, { email })
     } catch (err) {
-      record({ type: 'register', outcome: 'failure', reason: 'weak_password', request })
+      record({ type: AUDIT_EVENTS.REGISTER, outcome: 'failure', reason: 'weak_password', request })
       throw err
     }
     const taken = () => {
-      record({ type: 'register', outcome: 'failure', reason: 'email_taken', request })
+      record({ type: AUDIT_EVENTS.REGISTER, outcome: 'failure', reason: 'email_taken', request })
       return gatehouseError('EMAIL_TAKEN')
     }
     if (await prisma.user.findUnique({ where: { email }, select: { id: true } }) !== null) throw taken()
@@ -443,7 +437,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
       if (isGatehouseError(err) && err.code === 'CONFLICT') throw taken()
       throw err
     }
-    record({ type: 'register', outcome: 'success', actorId: user.id, subjectId: user.id, request })
+    record({ type: AUDIT_EVENTS.REGISTER, outcome: 'success', actorId: user.id, subjectId: user.id, request })
     return user
   }
 
@@ -458,7 +452,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     try {
       normalizedNew = checkPasswordPolicy(newPassword, { email: current.email })
     } catch (err) {
-      record({ type: 'password_change', outcome: 'failure', reason: 'weak_password', actorId: userId, subjectId: userId, request })
+      record({ type: AUDIT_EVENTS.PASSWORD_CHANGE, outcome: 'failure', reason: 'weak_password', actorId: userId, subjectId: userId, request })
       throw err
     }
     const user = await checkPassword(current.email, currentPassword, 'password_change', request)
@@ -467,7 +461,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     const { count } = await prisma.user.updateMany({ where: { id: userId, passwordHash: user.passwordHash }, data: { passwordHash, passwordChangedAt: now } })
     if (count !== 1) throw gatehouseError('CONFLICT', 'The password was changed concurrently; try again')
     await forgetUser(userId)
-    record({ type: 'password_change', outcome: 'success', actorId: userId, subjectId: userId, request })
+    record({ type: AUDIT_EVENTS.PASSWORD_CHANGE, outcome: 'success', actorId: userId, subjectId: userId, request })
     return { ...user, passwordHash, passwordChangedAt: now }
   }
 

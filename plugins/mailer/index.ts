@@ -8,6 +8,9 @@ import type { FastifyInstance } from 'fastify'
 import { createMailQueue, type MailQueueOptions, type MailQueueStats } from './queue.ts'
 import { outboxTransport, smtpTransport, type MailTransport } from './transport.ts'
 import { resolveTemplates, type MailTemplates, type TemplateData, type TemplateName } from './templates.ts'
+import { optionChecks } from '../../lib/options.ts'
+
+const check = optionChecks('gatehouse-mailer')
 
 export { defaultTemplates, escapeHtml, type MailContent, type MailTemplate, type MailTemplates, type TemplateData, type TemplateName } from './templates.ts'
 export { outboxTransport, smtpTransport, type MailTransport, type OutgoingMail } from './transport.ts'
@@ -49,30 +52,31 @@ declare module 'fastify' {
 
 async function mailerPlugin (fastify: FastifyInstance, options: MailerOptions): Promise<void> {
   const templates = resolveTemplates(options.templates)
-  const appName = options.appName ?? 'Gatehouse'
-  const from = options.from ?? 'Gatehouse <no-reply@localhost>'
+  const appUrl = check.string('appUrl', options.appUrl)
+  const appName = check.string('appName', options.appName, 'Gatehouse')
+  const from = check.string('from', options.from, 'Gatehouse <no-reply@localhost>')
+  if (options.smtpUrl !== undefined) check.string('smtpUrl', options.smtpUrl)
   const transport = options.transport ??
-    (options.smtpUrl !== undefined ? smtpTransport(options.smtpUrl) : outboxTransport(options.outboxDir ?? './data/outbox'))
+    (options.smtpUrl !== undefined ? smtpTransport(options.smtpUrl) : outboxTransport(check.string('outboxDir', options.outboxDir, './data/outbox')))
   if (options.transport === undefined && options.smtpUrl === undefined) {
-    // Said when the server starts serving (not by every CLI command that builds the app).
     fastify.addHook('onListen', async () => {
       fastify.log.warn(`mailer: SMTP_URL is not set, so mails are not sent: each one is written to ${transport.description.replace(/^\.eml files in /, '')} as an .eml file (set SMTP_URL for real delivery)`)
     })
   }
   const queue = createMailQueue(transport, fastify.log, {
-    attempts: options.attempts ?? 4,
-    retryDelayMs: options.retryDelayMs ?? 1000,
-    concurrency: options.concurrency ?? 2,
-    maxQueued: options.maxQueued ?? 10_000
+    attempts: check.integer('attempts', options.attempts, 4, { min: 1 }),
+    retryDelayMs: check.integer('retryDelayMs', options.retryDelayMs, 1000),
+    concurrency: check.integer('concurrency', options.concurrency, 2, { min: 1 }),
+    maxQueued: check.integer('maxQueued', options.maxQueued, 10_000, { min: 1 })
   })
 
   const mailer: Mailer = {
     description: transport.description,
-    appUrl: options.appUrl,
+    appUrl,
     send (template, to, data = {}) {
       let content
       try {
-        content = templates[template]({ ...data, appName, appUrl: options.appUrl, email: to })
+        content = templates[template]({ ...data, appName, appUrl, email: to })
       } catch (err) {
         fastify.log.error({ mail: { template }, err: { message: (err as Error).message } }, `mailer: the ${template} template failed; the mail is not sent`)
         return

@@ -1,6 +1,8 @@
 // The mails Gatehouse sends, as small functions of their data that return a subject, a plain-text
 // body and an HTML body. An app replaces any of them through the mailer's `templates` option.
 
+import { OptionsError } from '../../lib/options.ts'
+
 export interface MailContent {
   subject: string
   text: string
@@ -98,8 +100,8 @@ export const defaultTemplates: Readonly<MailTemplates> = Object.freeze<MailTempl
 
 export function resolveTemplates (overrides: Partial<MailTemplates> = {}): Readonly<MailTemplates> {
   for (const [name, fn] of Object.entries(overrides)) {
-    if (!Object.hasOwn(defaultTemplates, name)) throw new Error(`mailer: unknown template ${JSON.stringify(name)} (use one of ${Object.keys(defaultTemplates).join(', ')})`)
-    if (typeof fn !== 'function') throw new Error(`mailer: template ${name} must be a function`)
+    if (!Object.hasOwn(defaultTemplates, name)) throw new OptionsError('gatehouse-mailer', `templates.${name}`, `gatehouse-mailer: templates.${name} is not a template (use one of ${Object.keys(defaultTemplates).join(', ')})`)
+    if (typeof fn !== 'function') throw new OptionsError('gatehouse-mailer', `templates.${name}`, `gatehouse-mailer: templates.${name} must be a function`)
   }
   return Object.freeze({ ...defaultTemplates, ...overrides })
 }

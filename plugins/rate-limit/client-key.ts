@@ -4,6 +4,7 @@
 // would let one client rotate through 2^64 of them: IPv6 is counted per network prefix.
 import { createHash } from 'node:crypto'
 import { isIPv4, isIPv6 } from 'node:net'
+import { parseRefreshToken } from '../../lib/refresh-token.ts'
 
 /** Expands an IPv6 address to its 8 16-bit groups, or null when it is not one. */
 export function ipv6Groups (address: string): number[] | null {
@@ -52,12 +53,7 @@ export function clientAddressKey (ip: string, subnet = 64): string {
   return kept >= 8 ? `${shown}/${subnet}` : `${shown}::/${subnet}`
 }
 
-/** Refresh tokens are `<familyId>.<43 base64url chars>` (see plugins/sessions). */
-const REFRESH_TOKEN = /^([A-Za-z0-9_-]{1,128})\.[A-Za-z0-9_-]{43}$/
-
 /** The family id of a well-formed refresh token, or null. Never returns any part of the secret. */
 export function refreshFamilyId (token: unknown): string | null {
-  if (typeof token !== 'string' || token.length > 200) return null
-  const match = REFRESH_TOKEN.exec(token)
-  return match === null ? null : match[1]
+  return parseRefreshToken(token)?.familyId ?? null
 }

@@ -7,7 +7,7 @@ import fp from 'fastify-plugin'
 import fastifyRateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { gatehouseError, serviceUnavailable } from '../../lib/errors.ts'
-import { AUTH_CLASSES, RATE_LIMIT_CLASSES, resolveOptions, type RateLimitClass, type RateLimitOptions, type RateLimitPluginOptions } from './options.ts'
+import { AUTH_CLASSES, RATE_LIMIT_CLASSES, RateLimitOptionsError, resolveOptions, type RateLimitClass, type RateLimitOptions, type RateLimitPluginOptions } from './options.ts'
 import { clientAddressKey, refreshFamilyId } from './client-key.ts'
 import { MemoryCounters, RedisCounters, StoreHealth, createStoreClass } from './counters.ts'
 import { MemoryThrottle, RedisThrottle, createLoginThrottle, type LoginThrottle } from './login-throttle.ts'
@@ -104,6 +104,15 @@ async function rateLimitPlugin (fastify: FastifyInstance, input: RateLimitPlugin
   const resolved = resolveOptions(input)
   const redis = resolved.redis !== undefined ? resolved.redis : (fastify.hasDecorator('redis') ? fastify.redis : null)
   const options: RateLimitOptions = Object.freeze({ ...resolved, redis })
+  // A Redis client decorated after this plugin would be silently ignored: every instance would
+  // count on its own. Fail at ready instead.
+  if (resolved.redis === undefined && redis === null) {
+    fastify.addHook('onReady', async () => {
+      if (fastify.hasDecorator('redis') && fastify.redis !== null) {
+        throw new RateLimitOptionsError('gatehouse-rate-limit', 'redis', 'gatehouse-rate-limit: redis: gatehouse-redis was registered after it: register it first, so every instance shares the counters')
+      }
+    })
+  }
 
   const health = new StoreHealth(fastify.log)
   const unavailable = (cause: unknown): Error => serviceUnavailable(cause, options.unavailableRetryAfterSeconds)

@@ -2,6 +2,7 @@
 // login throttle. resolveOptions() fills the defaults from the named constants below,
 // validates every number once, and returns a frozen object.
 import type { Redis } from 'ioredis'
+import { OptionsError, optionChecks } from '../../lib/options.ts'
 
 export const RATE_LIMIT_CLASSES = ['login', 'register', 'refresh', 'token', 'mail', 'mail_target', 'default'] as const
 export type RateLimitClass = typeof RATE_LIMIT_CLASSES[number]
@@ -110,16 +111,15 @@ export interface RateLimitPluginOptions {
   clock?: () => number
 }
 
-export class RateLimitOptionsError extends Error {
+/** A bad option of gatehouse-rate-limit (an OptionsError: `code`, `plugin`, `option`). */
+export class RateLimitOptionsError extends OptionsError {
   override name = 'RateLimitOptionsError'
-  readonly code = 'GATEHOUSE_RATE_LIMIT_OPTIONS'
 }
 
+const check = optionChecks('gatehouse-rate-limit', RateLimitOptionsError)
+
 function positiveInteger (name: string, value: unknown, min = 1): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new RateLimitOptionsError(`gatehouse-rate-limit: ${name} must be a whole number >= ${min}, got ${String(value)}`)
-  }
-  return value
+  return check.integer(name, value, Number.NaN, { min })
 }
 
 /** Fills defaults, validates, freezes. `redis` stays undefined when not given (the plugin decides). */
@@ -127,7 +127,7 @@ export function resolveOptions (input: RateLimitPluginOptions = {}): Omit<RateLi
   const classes = {} as Record<RateLimitClass, Readonly<ClassLimit>>
   for (const name of Object.keys(input.classes ?? {})) {
     if (!(RATE_LIMIT_CLASSES as readonly string[]).includes(name)) {
-      throw new RateLimitOptionsError(`gatehouse-rate-limit: unknown class ${JSON.stringify(name)} (use one of ${RATE_LIMIT_CLASSES.join(', ')})`)
+      check.fail(`classes.${name}`, `is not a class (use one of ${RATE_LIMIT_CLASSES.join(', ')})`)
     }
   }
   for (const name of RATE_LIMIT_CLASSES) {
@@ -147,15 +147,14 @@ export function resolveOptions (input: RateLimitPluginOptions = {}): Omit<RateLi
     forgetAfterMs: positiveInteger('loginThrottle.forgetAfterMs', lt.forgetAfterMs ?? DEFAULT_FORGET_AFTER_MS)
   })
   if (loginThrottle.maxDelayMs < loginThrottle.baseDelayMs) {
-    throw new RateLimitOptionsError('gatehouse-rate-limit: loginThrottle.maxDelayMs must be >= loginThrottle.baseDelayMs')
+    check.fail('loginThrottle.maxDelayMs', 'must be >= loginThrottle.baseDelayMs')
   }
 
-  const ipv6Subnet = positiveInteger('ipv6Subnet', input.ipv6Subnet ?? DEFAULT_IPV6_SUBNET, 0)
-  if (ipv6Subnet > 128) throw new RateLimitOptionsError('gatehouse-rate-limit: ipv6Subnet must be between 0 and 128')
+  const ipv6Subnet = check.integer('ipv6Subnet', input.ipv6Subnet, DEFAULT_IPV6_SUBNET, { min: 0, max: 128 })
   const prefix = input.prefix ?? DEFAULT_PREFIX
-  if (typeof prefix !== 'string') throw new RateLimitOptionsError('gatehouse-rate-limit: prefix must be a string')
+  if (typeof prefix !== 'string') check.fail('prefix', 'must be a string')
   const clock = input.clock ?? Date.now
-  if (typeof clock !== 'function') throw new RateLimitOptionsError('gatehouse-rate-limit: clock must be a function')
+  if (typeof clock !== 'function') check.fail('clock', 'must be a function')
 
   return Object.freeze({
     classes: Object.freeze(classes),

@@ -6,6 +6,8 @@
 // thing: for every role, the set of roles it grants (itself and everything below it).
 // Lookups only ever go through Map/Set, so a role named `__proto__` or `constructor`
 // is just an unknown string, never a property of some object.
+import { roleList } from '../../lib/roles.ts'
+import { OptionsError } from '../../lib/options.ts'
 
 export type HierarchyInput = readonly string[] | Readonly<Record<string, readonly string[]>>
 export type PermissionMap = Readonly<Record<string, readonly string[]>>
@@ -19,9 +21,12 @@ export interface Hierarchy {
   readonly permissions: ReadonlyMap<string, ReadonlySet<string>>
 }
 
-export class RbacConfigError extends Error {
+/** A bad hierarchy, option or route guard of gatehouse-rbac (an OptionsError: `code`, `plugin`, `option`). */
+export class RbacConfigError extends OptionsError {
   override name = 'RbacConfigError'
-  readonly code = 'FST_GATEHOUSE_RBAC_OPTIONS'
+  constructor (message: string, option = message.split(/[: ]/, 1)[0]) {
+    super('gatehouse-rbac', option, message)
+  }
 }
 
 const ROLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/
@@ -85,10 +90,7 @@ export function createHierarchy (what: string, input: HierarchyInput, permission
 }
 
 /** Keeps only the string entries of a claimed role list; anything but an array gives none. */
-export function roleList (value: unknown): string[] {
-  if (!Array.isArray(value)) return []
-  return value.filter((r): r is string => typeof r === 'string')
-}
+export { roleList }
 
 /** True when one of `held` grants `required` (exact string comparison). */
 export function grantsRole (hierarchy: Hierarchy, held: readonly string[], required: string): boolean {

@@ -18,7 +18,7 @@ import { createMembershipCache, type MembershipCache } from './memberships.ts'
 
 export { ROLE_PRESETS, PERMISSION_PRESETS, resolveOptions, readClaim } from './options.ts'
 export type { RbacOptions, ResolvedRbacOptions, MembershipResolver, PresetName } from './options.ts'
-export { createHierarchy, RbacConfigError } from './hierarchy.ts'
+export { createHierarchy, highestRole, RbacConfigError } from './hierarchy.ts'
 export type { Hierarchy, HierarchyInput, PermissionMap } from './hierarchy.ts'
 export { createMembershipCache } from './memberships.ts'
 
@@ -120,6 +120,15 @@ async function rbacPlugin (fastify: FastifyInstance, input: RbacOptions): Promis
       fastify.bus.onResync(() => membershipCache.clear())
     }
   }
+  // Memberships come from the store only when it was there first; one registered later would be
+  // silently ignored (every orgRole guard would refuse). Fail at ready instead.
+  const sawStore = fastify.hasDecorator('store')
+  const sawBus = fastify.hasDecorator('bus')
+  fastify.addHook('onReady', async () => {
+    if (options.memberships !== null) return
+    if (!sawStore && fastify.hasDecorator('store')) throw new RbacConfigError('memberships: gatehouse-store was registered after gatehouse-rbac: register it first (or give memberships)', 'memberships')
+    if (sawStore && !sawBus && fastify.hasDecorator('bus')) throw new RbacConfigError('memberships: gatehouse-redis was registered after gatehouse-rbac: register it first, so membership changes reach every instance', 'memberships')
+  })
 
   function rolesOf (user: AuthUser | null): string[] {
     if (user === null || user === undefined) return []

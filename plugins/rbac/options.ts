@@ -1,6 +1,7 @@
 // gatehouse-rbac options: defaults from named constants, validated once, frozen.
 import type { FastifyRequest } from 'fastify'
 import type { AuthUser } from '../../lib/auth-user.ts'
+import { readClaim } from '../../lib/jwt.ts'
 import { createHierarchy, RbacConfigError, type Hierarchy, type HierarchyInput, type PermissionMap } from './hierarchy.ts'
 
 /** Ready-made hierarchies, highest role first. */
@@ -118,12 +119,4 @@ export function resolveOptions (input: RbacOptions = {}): ResolvedRbacOptions {
   })
 }
 
-/** Reads a claim by path through own properties of plain objects only (no prototype lookups). */
-export function readClaim (claims: unknown, path: readonly string[]): unknown {
-  let current: unknown = claims
-  for (const part of path) {
-    if (current === null || typeof current !== 'object' || Array.isArray(current) || !Object.hasOwn(current, part)) return undefined
-    current = (current as Record<string, unknown>)[part]
-  }
-  return current
-}
+export { readClaim }

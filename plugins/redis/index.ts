@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
+import { StartupError } from '../../lib/startup-error.ts'
 
 export interface RedisOptions {
   /** redis:// URL; when absent everything stays in process. */
@@ -48,23 +49,31 @@ export function redisClient (url: string, connectTimeoutMs = 500, name = 'gateho
   })
 }
 
-async function redisPlugin (fastify: FastifyInstance, options: RedisOptions): Promise<void> {
-  const prefix = options.prefix ?? 'gatehouse:'
+/** The bus of a single instance: notices reach this process's listeners only. */
+export function createLocalBus (): Bus {
   const local = new EventEmitter()
   local.setMaxListeners(0)
-  const resync = new EventEmitter()
+  return {
+    async publish (channel: string, message: Record<string, unknown>) { local.emit(channel, message) },
+    subscribe (channel: string, listener: BusListener) { local.on(channel, listener) },
+    onResync () {},
+    healthy: true,
+    distributed: false
+  }
+}
+
+async function redisPlugin (fastify: FastifyInstance, options: RedisOptions): Promise<void> {
+  const prefix = options.prefix ?? 'gatehouse:'
 
   if (options.url === undefined) {
     fastify.decorate('redis', null)
-    fastify.decorate('bus', {
-      async publish (channel: string, message: Record<string, unknown>) { local.emit(channel, message) },
-      subscribe (channel: string, listener: BusListener) { local.on(channel, listener) },
-      onResync (listener: () => void) { resync.on('resync', listener) },
-      healthy: true,
-      distributed: false
-    } satisfies Bus)
+    fastify.decorate('bus', createLocalBus())
     return
   }
+
+  const local = new EventEmitter()
+  local.setMaxListeners(0)
+  const resync = new EventEmitter()
 
   const client = redisClient(options.url, options.connectTimeoutMs)
   const subscriber = redisClient(options.url, options.connectTimeoutMs, 'gatehouse-bus')
@@ -105,7 +114,7 @@ async function redisPlugin (fastify: FastifyInstance, options: RedisOptions): Pr
   } catch (err) {
     client.disconnect()
     subscriber.disconnect()
-    throw new Error(`REDIS_URL: cannot connect to Redis (${(err as Error).message})`)
+    throw new StartupError('REDIS_UNREACHABLE', `REDIS_URL: cannot connect to Redis (${(err as Error).message})`, { cause: err })
   }
 
   fastify.decorate('redis', client)

@@ -4,7 +4,7 @@
 // every token request. Secrets stored as argon2id PHC strings (set by other tooling) verify too.
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import { verify as argon2Verify } from '@node-rs/argon2'
-import type { PrismaClient } from '../store/client.ts'
+import type { PrismaClient } from '../store/index.ts'
 import { DEFAULT_CLIENT_ID } from './options.ts'
 
 export const GRANT_TYPES = ['password', 'refresh_token', 'client_credentials'] as const

@@ -26,4 +26,5 @@ export const sessions = fp(sessionsPlugin, {
 export default sessions
 export { resolveOptions, type SessionsOptions } from './options.ts'
 export { createSessionService, tokenResponseSchema, type SessionService, type TokenIssuer, type TokenResponse } from './service.ts'
-export { createOAuthClient } from './clients.ts'
+export { createOAuthClient, findOAuthClient, verifyClientSecret, GRANT_TYPES, type GrantType } from './clients.ts'
+export { DEFAULT_CLIENT_ID, REVOCATION_MARGIN_SECONDS } from './options.ts'

@@ -1,4 +1,5 @@
 // Options of gatehouse-sessions, resolved once: defaults from named constants, validated, frozen.
+import { OptionsError, optionChecks } from '../../lib/options.ts'
 
 /** CONTRACT §2 REFRESH_TOKEN_TTL: idle lifetime, slid forward by every rotation. */
 export const DEFAULT_REFRESH_TOKEN_TTL = 604_800
@@ -34,28 +35,23 @@ export interface SessionsOptions {
 
 export type ResolvedSessionsOptions = Readonly<Required<SessionsOptions>>
 
-export class SessionsOptionsError extends Error {
+/** A bad option of gatehouse-sessions (an OptionsError: `code`, `plugin`, `option`). */
+export class SessionsOptionsError extends OptionsError {
   override name = 'SessionsOptionsError'
 }
 
-function seconds (name: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new SessionsOptionsError(`sessions option ${name} must be a whole number of seconds between ${min} and ${max}, got ${String(value)}`)
-  }
-  return value
-}
+const check = optionChecks('gatehouse-sessions', SessionsOptionsError)
 
 export function resolveOptions (input: SessionsOptions = {}): ResolvedSessionsOptions {
-  const refreshTokenMaxTtl = seconds('refreshTokenMaxTtl', input.refreshTokenMaxTtl, DEFAULT_REFRESH_TOKEN_MAX_TTL, 1, 10 * 365 * 86_400)
-  const refreshTokenTtl = seconds('refreshTokenTtl', input.refreshTokenTtl, Math.min(DEFAULT_REFRESH_TOKEN_TTL, refreshTokenMaxTtl), 1, refreshTokenMaxTtl)
-  const accessTokenTtl = seconds('accessTokenTtl', input.accessTokenTtl, DEFAULT_ACCESS_TOKEN_TTL, 1, 7 * 86_400)
-  const reuseGraceSeconds = seconds('reuseGraceSeconds', input.reuseGraceSeconds, DEFAULT_REUSE_GRACE_SECONDS, 0, MAX_REUSE_GRACE_SECONDS)
+  const refreshTokenMaxTtl = check.integer('refreshTokenMaxTtl', input.refreshTokenMaxTtl, DEFAULT_REFRESH_TOKEN_MAX_TTL, { min: 1, max: 10 * 365 * 86_400 })
+  const refreshTokenTtl = check.integer('refreshTokenTtl', input.refreshTokenTtl, Math.min(DEFAULT_REFRESH_TOKEN_TTL, refreshTokenMaxTtl), { min: 1, max: refreshTokenMaxTtl })
+  const accessTokenTtl = check.integer('accessTokenTtl', input.accessTokenTtl, DEFAULT_ACCESS_TOKEN_TTL, { min: 1, max: 7 * 86_400 })
+  const reuseGraceSeconds = check.integer('reuseGraceSeconds', input.reuseGraceSeconds, DEFAULT_REUSE_GRACE_SECONDS, { min: 0, max: MAX_REUSE_GRACE_SECONDS })
   const defaultClientId = input.defaultClientId ?? DEFAULT_CLIENT_ID
   if (typeof defaultClientId !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(defaultClientId)) {
-    throw new SessionsOptionsError('sessions option defaultClientId must be 1-128 visible ASCII characters')
+    check.fail('defaultClientId', 'must be 1-128 visible ASCII characters')
   }
   const clock = input.clock ?? Date.now
-  if (typeof clock !== 'function') throw new SessionsOptionsError('sessions option clock must be a function')
+  if (typeof clock !== 'function') check.fail('clock', 'must be a function')
   return Object.freeze({ refreshTokenTtl, refreshTokenMaxTtl, accessTokenTtl, reuseGraceSeconds, defaultClientId, clock })
 }

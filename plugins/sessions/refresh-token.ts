@@ -3,14 +3,9 @@
 // prefix lets the rate limiter key refreshes per session without a database read.
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 
-export const SECRET_BYTES = 32
-const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
-const TOKEN_PATTERN = new RegExp(`^(${UUID})\\.([A-Za-z0-9_-]{43})$`)
+export { parseRefreshToken, REFRESH_TOKEN_LENGTH, REFRESH_TOKEN_MAX_LENGTH } from '../../lib/refresh-token.ts'
 
-/** Longest string accepted where a refresh token is expected (a uuid, a dot, 43 characters). */
-export const REFRESH_TOKEN_LENGTH = 36 + 1 + 43
-/** Schema cap on request fields that carry a refresh token: generous, but far below a 10 KB probe. */
-export const REFRESH_TOKEN_MAX_LENGTH = 512
+export const SECRET_BYTES = 32
 
 export function newFamilyId (): string {
   return randomUUID()
@@ -28,13 +23,6 @@ export function newRefreshToken (familyId: string): string {
  */
 export function derivedRefreshToken (familyId: string, previous: string, successorId: string): string {
   return `${familyId}.${createHmac('sha256', previous).update(`gatehouse-refresh-successor:${successorId}`).digest('base64url')}`
-}
-
-/** The family id of a well-formed token, or null (malformed strings never reach the database). */
-export function parseRefreshToken (token: unknown): { familyId: string } | null {
-  if (typeof token !== 'string' || token.length !== REFRESH_TOKEN_LENGTH) return null
-  const match = TOKEN_PATTERN.exec(token)
-  return match === null ? null : { familyId: match[1] }
 }
 
 /** SHA-256 of the whole token string, base64url: what refresh_tokens.token_hash holds. */

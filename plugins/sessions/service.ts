@@ -4,14 +4,15 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
-import { isInfrastructureError, translatePrismaError } from '../store/errors.ts'
-import type { PrismaClient } from '../store/client.ts'
+import { isInfrastructureError, translatePrismaError } from '../../lib/database-errors.ts'
+import type { PrismaClient } from '../store/index.ts'
 import type { ResolvedSessionsOptions } from './options.ts'
 import { REVOCATION_MARGIN_SECONDS } from './options.ts'
 import {
   derivedRefreshToken, hashRefreshToken, newFamilyId, newRefreshToken, parseRefreshToken, sameHash
 } from './refresh-token.ts'
 import { parseRoles } from '../../lib/roles.ts'
+import { AUDIT_EVENTS } from '../audit/index.ts'
 
 export interface TokenResponse {
   access_token: string
@@ -228,18 +229,22 @@ export function createSessionService (deps: SessionDependencies) {
     if (row.user.deletedAt !== null) return gatehouseError('USER_NOT_FOUND')
     if (row.user.status !== 'active') return gatehouseError('ACCOUNT_DISABLED')
     // A used token presented again is reuse whatever happened to its family since (RFC 9700 §4.14.2).
-    if (row.usedAt === null && (row.family.revokedAt !== null || row.revokedAt !== null)) return gatehouseError('TOKEN_REVOKED')
+    // An unused token of a family revoked for reuse is a revoked refresh token (CONTRACT §4):
+    // its holder may be the thief as well as the victim, and learns no more than that.
+    if (row.usedAt === null && (row.family.revokedAt !== null || row.revokedAt !== null)) {
+      return row.family.revokedReason === 'reuse' ? invalid() : gatehouseError('TOKEN_REVOKED')
+    }
     if (row.usedAt !== null) {
       const graceMs = options.reuseGraceSeconds * 1000
       if (graceMs > 0 && now.getTime() - row.usedAt.getTime() <= graceMs && row.successorId !== null) {
         const again = await sameSuccessor(token, row.familyId, row.successorId, now)
         if (again !== null) {
-          audit?.record({ type: 'refresh', outcome: 'success', actorId: row.userId, subjectId: row.userId, details: { sid: row.familyId, clientId, grace: true }, request: ctx.request })
+          audit?.record({ type: AUDIT_EVENTS.REFRESH, outcome: 'success', actorId: row.userId, subjectId: row.userId, details: { sid: row.familyId, clientId, grace: true }, request: ctx.request })
           return again
         }
       }
       if (row.family.revokedAt === null) await revokeFamilies([row.familyId], 'reuse')
-      audit?.record({ type: 'refresh_reuse', outcome: 'failure', reason: 'refresh_token_reused', actorId: row.userId, subjectId: row.userId, details: { sid: row.familyId, clientId }, request: ctx.request })
+      audit?.record({ type: AUDIT_EVENTS.REFRESH_REUSE, outcome: 'failure', reason: 'refresh_token_reused', actorId: row.userId, subjectId: row.userId, details: { sid: row.familyId, clientId }, request: ctx.request })
       deps.log?.warn({ familyId: row.familyId, userId: row.userId }, 'refresh token reuse: session revoked')
       return gatehouseError('REFRESH_TOKEN_REUSED')
     }
@@ -275,7 +280,7 @@ export function createSessionService (deps: SessionDependencies) {
       if (outcome === 'retry') continue
       if (isGatehouseError(outcome)) throw outcome
       if (rotated !== null) {
-        audit?.record({ type: 'refresh', outcome: 'success', actorId: outcome.userId, subjectId: outcome.userId, details: { sid: outcome.familyId, clientId }, request: ctx.request })
+        audit?.record({ type: AUDIT_EVENTS.REFRESH, outcome: 'success', actorId: outcome.userId, subjectId: outcome.userId, details: { sid: outcome.familyId, clientId }, request: ctx.request })
         await noteActivity(outcome.familyId, now, ctx.request)
       }
       return { ...outcome.response, userId: outcome.userId }
@@ -289,7 +294,7 @@ export function createSessionService (deps: SessionDependencies) {
     if (family === null) return
     if (ctx.clientId !== undefined && family.clientId !== ctx.clientId) return
     await revokeFamilies([sid], reason)
-    audit?.record({ type: 'logout', outcome: 'success', reason, actorId: ctx.actorId ?? family.userId, subjectId: family.userId, details: { sid }, request: ctx.request })
+    audit?.record({ type: AUDIT_EVENTS.LOGOUT, outcome: 'success', reason, actorId: ctx.actorId ?? family.userId, subjectId: family.userId, details: { sid }, request: ctx.request })
   }
 
   /**
@@ -311,7 +316,7 @@ export function createSessionService (deps: SessionDependencies) {
       throw infrastructure(err)
     }
     const revoked = await revokeFamilies([...ids], 'logout')
-    audit?.record({ type: 'logout', outcome: 'success', actorId: userId, subjectId: userId, details: { sids: [...ids] }, request: input.request })
+    audit?.record({ type: AUDIT_EVENTS.LOGOUT, outcome: 'success', actorId: userId, subjectId: userId, details: { sids: [...ids] }, request: input.request })
     return revoked
   }
 
@@ -331,7 +336,7 @@ export function createSessionService (deps: SessionDependencies) {
     }
     if (ids.length > 0) await tokens.revokeSids(ids, revocationHorizon())
     await tokens.userChanged(userId)
-    audit?.record({ type: 'logout_all', outcome: 'success', actorId: ctx.actorId ?? userId, subjectId: userId, details: { sessions: ids.length }, request: ctx.request })
+    audit?.record({ type: AUDIT_EVENTS.LOGOUT_ALL, outcome: 'success', actorId: ctx.actorId ?? userId, subjectId: userId, details: { sessions: ids.length }, request: ctx.request })
     return ids.length
   }
 

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path'
+import { OptionsError } from '../../lib/options.ts'
 
 export type Provider = 'sqlite' | 'postgresql'
 
@@ -10,8 +11,12 @@ export interface DatabaseTarget {
   file?: string
 }
 
-export class DatabaseUrlError extends Error {
+/** A DATABASE_URL (the store's `databaseUrl`) that names no supported database. */
+export class DatabaseUrlError extends OptionsError {
   override name = 'DatabaseUrlError'
+  constructor (message: string) {
+    super('gatehouse-store', 'databaseUrl', message)
+  }
 }
 
 /**

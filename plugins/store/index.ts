@@ -3,7 +3,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { createPrismaClient, type PrismaClient } from './client.ts'
-import { translatePrismaError } from './errors.ts'
+import { isInfrastructureError, translatePrismaError } from '../../lib/database-errors.ts'
+import { StartupError } from '../../lib/startup-error.ts'
 import { migrate, pendingMigrations, MigrationError } from './migrate.ts'
 import { parseDatabaseUrl, redactDatabaseUrl, type Provider } from './database-url.ts'
 
@@ -54,6 +55,14 @@ export function withErrorTranslation (prisma: PrismaClient): PrismaClient {
   }) as unknown as PrismaClient
 }
 
+/** A database that cannot be reached at start-up: StartupError STORE_UNREACHABLE, with the driver's last line. */
+function unreachable (err: unknown, databaseUrl: string): unknown {
+  if (!isInfrastructureError(err)) return err
+  const cause = (err as { cause?: Error }).cause ?? (err as Error)
+  const detail = String(cause.message ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '').pop() ?? ''
+  return new StartupError('STORE_UNREACHABLE', `cannot reach the database at ${redactDatabaseUrl(databaseUrl)}${detail === '' ? '' : ` (${detail})`}`, { cause: err })
+}
+
 async function storePlugin (fastify: FastifyInstance, options: StoreOptions): Promise<void> {
   let raw: PrismaClient
   let provider: Provider
@@ -65,16 +74,20 @@ async function storePlugin (fastify: FastifyInstance, options: StoreOptions): Pr
     const databaseUrl = options.databaseUrl ?? 'file:./data/gatehouse.db'
     const target = parseDatabaseUrl(databaseUrl)
     const mode = options.migrations ?? (target.provider === 'sqlite' ? 'apply' : 'check')
-    if (mode === 'apply') {
-      const result = await migrate(databaseUrl, { log: (line) => fastify.log.info(line) })
-      if (result.applied.length > 0) fastify.log.info({ applied: result.applied }, `database ${redactDatabaseUrl(databaseUrl)}: ${result.applied.length} migration(s) applied`)
-    } else if (mode === 'check') {
-      const pending = await pendingMigrations(databaseUrl)
-      if (pending.length > 0) {
-        throw new MigrationError(`the database has ${pending.length} pending migration(s) (${pending.join(', ')}): run \`npm run migrate\` (or \`gatehouse migrate\`) with the same DATABASE_URL first`)
+    try {
+      if (mode === 'apply') {
+        const result = await migrate(databaseUrl, { log: (line) => fastify.log.info(line) })
+        if (result.applied.length > 0) fastify.log.info({ applied: result.applied }, `database ${redactDatabaseUrl(databaseUrl)}: ${result.applied.length} migration(s) applied`)
+      } else if (mode === 'check') {
+        const pending = await pendingMigrations(databaseUrl)
+        if (pending.length > 0) {
+          throw new MigrationError(`the database has ${pending.length} pending migration(s) (${pending.join(', ')}): run \`npm run migrate\` (or \`gatehouse migrate\`) with the same DATABASE_URL first`)
+        }
       }
+      ;({ prisma: raw, provider } = await createPrismaClient(databaseUrl, { poolSize: options.poolSize }))
+    } catch (err) {
+      throw unreachable(err, databaseUrl)
     }
-    ;({ prisma: raw, provider } = await createPrismaClient(databaseUrl, { poolSize: options.poolSize }))
   }
   const prisma = withErrorTranslation(raw)
 
@@ -106,8 +119,9 @@ async function storePlugin (fastify: FastifyInstance, options: StoreOptions): Pr
 
 export const store = fp(storePlugin, { name: 'gatehouse-store', fastify: '5.x' })
 export default store
-export { translatePrismaError, isInfrastructureError, isUniqueViolation } from './errors.ts'
+export { translatePrismaError, isInfrastructureError, isUniqueViolation } from '../../lib/database-errors.ts'
 export { migrate, pendingMigrations, MigrationError } from './migrate.ts'
 export { parseDatabaseUrl, redactDatabaseUrl, DatabaseUrlError } from './database-url.ts'
 export type { PrismaClient, Prisma } from './client.ts'
+export type { User } from '../../prisma/generated/sqlite/client.ts'
 export type { Provider } from './database-url.ts'

@@ -11,6 +11,7 @@ import Database from 'better-sqlite3'
 import pg from 'pg'
 import { PACKAGE_ROOT } from '../../lib/paths.ts'
 import { parseDatabaseUrl, type DatabaseTarget, type Provider } from './database-url.ts'
+import { StartupError } from '../../lib/startup-error.ts'
 
 export interface Migration {
   name: string
@@ -31,8 +32,12 @@ export interface MigrateOptions {
   migrationsDir?: string
 }
 
-export class MigrationError extends Error {
+/** The schema cannot be brought to this version (StartupError MIGRATION_FAILED). */
+export class MigrationError extends StartupError {
   override name = 'MigrationError'
+  constructor (message: string, options?: { cause?: unknown }) {
+    super('MIGRATION_FAILED', message, options)
+  }
 }
 
 const LOCK_ID = 7_240_113_251 // pg_advisory_lock key for Gatehouse migrations

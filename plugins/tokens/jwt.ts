@@ -8,19 +8,15 @@
 import { createSigner } from 'fast-jwt'
 import type { GatehouseError } from '../../lib/errors.ts'
 import { bearerError } from '../../lib/errors.ts'
-import type { SigningAlgorithm } from '../../lib/config.ts'
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../lib/algorithms.ts'
+import { checkShape, isObject, parseSegment, peekIssuer } from '../../lib/jwt.ts'
+
+export { checkShape, MAX_TOKEN_LENGTH, peekIssuer } from '../../lib/jwt.ts'
 import { KID_PATTERN, type SigningKey } from './keys.ts'
 
-/** RFC 8725 §3: bound the work an unauthenticated token can cause. */
-export const MAX_TOKEN_LENGTH = 8 * 1024
 export const CLOCK_TOLERANCE_SECONDS = 30
 export const ACCESS_TOKEN_TYPE = 'at+jwt'
-const ALLOWED_ALGORITHMS: ReadonlySet<string> = new Set<SigningAlgorithm>(['RS256', 'ES256', 'EdDSA'])
-/**
- * Three base64url segments (RFC 7515 §7.1); JWE (5 segments) fails here. An empty signature passes
- * the shape check so that it is reported as what it is (INVALID_SIGNATURE) by the verifier.
- */
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
+const ALLOWED_ALGORITHMS: ReadonlySet<string> = new Set<SigningAlgorithm>(SIGNING_ALGORITHMS)
 /** Header members that change how a JWS is processed; Gatehouse issues none of them. */
 const FORBIDDEN_HEADER_MEMBERS = ['crit', 'b64', 'enc', 'zip', 'cty'] as const
 
@@ -64,18 +60,6 @@ function invalid (message: string): GatehouseError {
 }
 
 /** A base64url segment as JSON, or undefined. */
-export function parseSegment (segment: string): unknown {
-  try {
-    return JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
-  } catch {
-    return undefined
-  }
-}
-
-export function isObject (value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value)
-}
-
 /** RFC 9068 §4: `at+jwt`, also as the full media type, compared case-insensitively. */
 function isAccessTokenType (typ: unknown): boolean {
   if (typeof typ !== 'string') return false
@@ -87,12 +71,6 @@ function isAccessTokenType (typ: unknown): boolean {
 export function parseHeader (token: string): Record<string, unknown> {
   checkShape(token)
   return parseHeaderSegment(token.slice(0, token.indexOf('.')))
-}
-
-/** Size and shape (RFC 7515 §7.1) of a compact JWS. Throws INVALID_TOKEN. */
-export function checkShape (token: string): void {
-  if (token.length > MAX_TOKEN_LENGTH) throw invalid('The token is too large')
-  if (!COMPACT_JWS.test(token)) throw invalid('The token is not a compact JWS')
 }
 
 /** The first segment of a token whose shape was checked, as a JSON object. Throws INVALID_TOKEN. */
@@ -139,15 +117,6 @@ export function decodeAccessToken (token: string, issuer: string): DecodedToken 
   return { header, payload, kid, alg }
 }
 
-/** Reads `iss` of a token's payload without verifying anything (to route it to its verifier). */
-export function peekIssuer (token: string): unknown {
-  if (token.length > MAX_TOKEN_LENGTH) throw invalid('The token is too large')
-  if (!COMPACT_JWS.test(token)) throw invalid('The token is not a compact JWS')
-  const dot1 = token.indexOf('.')
-  const payload = parseSegment(token.slice(dot1 + 1, token.indexOf('.', dot1 + 1)))
-  if (!isObject(payload)) throw invalid('The token payload is not a JSON object')
-  return payload.iss
-}
 
 function isStringArray (value: unknown): value is string[] {
   if (!Array.isArray(value)) return false

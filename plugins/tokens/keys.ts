@@ -6,9 +6,10 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject, type JsonWebKey } from 'node:crypto'
 import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import type { SigningAlgorithm } from '../../lib/config.ts'
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../lib/algorithms.ts'
 
-export const KEY_ALGORITHMS: readonly SigningAlgorithm[] = ['RS256', 'ES256', 'EdDSA']
+/** The algorithms a key of the ring may have. */
+export const KEY_ALGORITHMS: readonly SigningAlgorithm[] = SIGNING_ALGORITHMS
 /** RFC 7638 thumbprints are 43 base64url characters; PEM file names are checked with the same pattern. */
 export const KID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/
 const MIN_RSA_BITS = 2048

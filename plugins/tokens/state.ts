@@ -2,8 +2,8 @@
 // user's (or OAuth client's) current state. Both live in memory and are kept current through
 // notices on the bus; the user state is re-read from the database on a miss, after a notice,
 // after a short safety TTL, and on every request while notices may be missed (bus unhealthy).
-import type { Bus } from '../redis/index.ts'
 import type { Store } from '../store/index.ts'
+import { parseRoles } from '../../lib/roles.ts'
 import { ExpiringLru } from './cache.ts'
 
 export interface UserState {
@@ -25,15 +25,6 @@ export interface StateOptions {
   /** Milliseconds a cached state is trusted without a notice. */
   ttlMs: number
   size: number
-}
-
-function parseRoles (raw: string): readonly string[] {
-  try {
-    const roles = JSON.parse(raw)
-    if (Array.isArray(roles) && roles.every((r) => typeof r === 'string')) return Object.freeze(roles)
-  } catch {}
-  // Unreadable roles grant nothing.
-  return Object.freeze([])
 }
 
 /**
@@ -102,7 +93,7 @@ export function userLoader (store: Store): (id: string) => Promise<UserState | n
       email: row.email,
       status: row.status,
       deleted: row.deletedAt !== null,
-      roles: parseRoles(row.roles),
+      roles: Object.freeze(parseRoles(row.roles)),
       tokenVersion: row.tokenVersion
     })
   }
@@ -152,22 +143,4 @@ export async function loadRevokedSessions (store: Store, sinceMs: number): Promi
     select: { id: true, revokedAt: true }
   })
   return rows.filter((r): r is { id: string, revokedAt: Date } => r.revokedAt !== null)
-}
-
-/** An in-process stand-in for `fastify.bus` when gatehouse-redis is not registered. */
-export function localBus (): Bus {
-  const listeners = new Map<string, Array<(m: Record<string, unknown>) => void>>()
-  return {
-    async publish (channel, message) {
-      for (const fn of listeners.get(channel) ?? []) fn(message)
-    },
-    subscribe (channel, fn) {
-      const list = listeners.get(channel) ?? []
-      list.push(fn)
-      listeners.set(channel, list)
-    },
-    onResync () {},
-    healthy: true,
-    distributed: false
-  }
 }

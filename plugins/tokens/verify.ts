@@ -10,8 +10,9 @@
 // claim rules (checkClaimTypes).
 import { verify as cryptoVerify, type KeyObject } from 'node:crypto'
 import { bearerError, type GatehouseError } from '../../lib/errors.ts'
-import type { SigningAlgorithm } from '../../lib/config.ts'
-import { checkClaimTypes, CLOCK_TOLERANCE_SECONDS, isObject, parseSegment, type AccessTokenClaims, type VerifierSettings } from './jwt.ts'
+import type { SigningAlgorithm } from '../../lib/algorithms.ts'
+import { isObject, parseSegment } from '../../lib/jwt.ts'
+import { checkClaimTypes, CLOCK_TOLERANCE_SECONDS, type AccessTokenClaims, type VerifierSettings } from './jwt.ts'
 
 const REQUIRED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'roles', 'ver'] as const
 

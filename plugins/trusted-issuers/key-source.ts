@@ -63,7 +63,7 @@ export class IssuerKeySource {
 
   /** The keys for `kid` (or all keys when the token has no kid); [] when none. */
   async lookup (kid: string | undefined): Promise<readonly KeyEntry[]> {
-    const now = Date.now()
+    const now = this.#options.clock()
     let set = this.#set
     let missed = false
     if (set === null || now - set.fetchedAt >= this.#options.cacheMaxAgeMs) {
@@ -136,7 +136,7 @@ export class IssuerKeySource {
   }
 
   #unavailable (cause: unknown): GatehouseError {
-    const wait = this.#nextFetchAt() - Date.now()
+    const wait = this.#nextFetchAt() - this.#options.clock()
     const retryAfter = Math.max(1, Math.ceil(wait / 1000))
     return gatehouseError('JWKS_UNAVAILABLE', undefined, {
       headers: { 'retry-after': String(retryAfter) },
@@ -146,7 +146,7 @@ export class IssuerKeySource {
 
   #refresh (): Promise<KeySet> {
     if (this.#inflight !== null) return this.#inflight
-    this.#lastAttemptAt = Date.now()
+    this.#lastAttemptAt = this.#options.clock()
     const attempt = this.#load().then((set) => {
       this.#set = set
       this.#lastFetchFailed = false
@@ -187,15 +187,15 @@ export class IssuerKeySource {
       if (list === undefined) byKid.set(key.kid, [key])
       else list.push(key)
     }
-    return Object.freeze({ keys: Object.freeze(imported.keys), byKid, fetchedAt: Date.now() })
+    return Object.freeze({ keys: Object.freeze(imported.keys), byKid, fetchedAt: this.#options.clock() })
   }
 
   async #discover (limits: FetchLimits): Promise<string> {
     const cached = this.#discovered
-    if (cached !== null && Date.now() - cached.at < this.#options.cacheMaxAgeMs) return cached.uri
+    if (cached !== null && this.#options.clock() - cached.at < this.#options.cacheMaxAgeMs) return cached.uri
     this.#counters.discoveryFetches++
     const uri = jwksUriFromDiscovery(await fetchBoundedJson(discoveryUrl(this.#issuer.issuer), limits), this.#issuer.issuer)
-    this.#discovered = { uri, at: Date.now() }
+    this.#discovered = { uri, at: this.#options.clock() }
     return uri
   }
 

@@ -2,13 +2,12 @@
 // TRUSTED_ISSUERS) and the limits of the JWKS fetcher. resolveOptions() validates everything
 // once, fills the defaults below and returns a frozen object; a bad entry throws a ConfigError
 // naming TRUSTED_ISSUERS with one line that says which entry and what is wrong.
-import { ConfigError } from '../../lib/config.ts'
+import { ConfigError } from '../../lib/options.ts'
+import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, type Algorithm, type AsymmetricAlgorithm, type HmacAlgorithm } from '../../lib/algorithms.ts'
+import { isLoopbackHost } from '../../lib/loopback.ts'
 
-export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const
-export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const
-export type AsymmetricAlgorithm = typeof ASYMMETRIC_ALGORITHMS[number]
-export type HmacAlgorithm = typeof HMAC_ALGORITHMS[number]
-export type Algorithm = AsymmetricAlgorithm | HmacAlgorithm
+export { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, isLoopbackHost }
+export type { Algorithm, AsymmetricAlgorithm, HmacAlgorithm } from '../../lib/algorithms.ts'
 
 /** RFC 7518 §3.2: an HMAC key must be at least as long as the hash output. */
 export const HMAC_MIN_SECRET_BYTES: Readonly<Record<HmacAlgorithm, number>> = { HS256: 32, HS384: 48, HS512: 64 }
@@ -90,6 +89,12 @@ export interface TrustedIssuersOptions {
   negativeCacheSize?: number
   /** Tokens longer than this are refused before decoding. @default 8192 */
   maxTokenBytes?: number
+  /**
+   * Milliseconds since the epoch, for the key cache: cooldown, failure backoff, max age, max
+   * stale, the discovery cache and remembered unknown kids. Tests move time with it instead of
+   * sleeping. Token claims (exp, nbf, iat) are checked against the real time. @default Date.now
+   */
+  clock?: () => number
 }
 
 export interface ResolvedIssuer {
@@ -119,14 +124,10 @@ export interface ResolvedOptions {
   readonly maxStaleMs: number
   readonly negativeCacheSize: number
   readonly maxTokenBytes: number
+  readonly clock: () => number
 }
 
 const ISSUER_FIELDS = new Set(['issuer', 'jwksUri', 'discovery', 'secret', 'audiences', 'algorithms', 'requiredClaims', 'rolesClaim', 'clockToleranceSeconds', 'allowedTypes', 'allowPrivateNetwork', 'adminApi', 'maxTokenLifetime'])
-
-/** localhost, 127.0.0.0/8 and ::1: the only hosts a plain http: key source may name. */
-export function isLoopbackHost (hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || hostname === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
-}
 
 /** A key source URL is acceptable when it is https:, or http: to a loopback host, with no credentials in it. */
 export function keySourceProblem (raw: string): string | null {
@@ -143,7 +144,7 @@ export function keySourceProblem (raw: string): string | null {
 }
 
 function fail (message: string): never {
-  throw new ConfigError('TRUSTED_ISSUERS', message)
+  throw new ConfigError('TRUSTED_ISSUERS', message, 'gatehouse-trusted-issuers')
 }
 
 function stringArray (value: unknown, where: string, field: string, { allowEmpty = false } = {}): string[] {
@@ -285,6 +286,8 @@ export function resolveOptions (input: TrustedIssuersOptions = {}): ResolvedOpti
   if (failureBackoffMs > cooldownMs) fail('option failureBackoffMs must not be longer than cooldownMs')
   if (cacheMaxAgeMs < cooldownMs) fail('option cacheMaxAgeMs must not be shorter than cooldownMs')
   if (maxStaleMs < cacheMaxAgeMs) fail('option maxStaleMs must not be shorter than cacheMaxAgeMs')
+  const clock = input.clock ?? Date.now
+  if (typeof clock !== 'function') fail('option clock must be a function')
   return Object.freeze({
     issuers,
     timeoutMs: positiveInteger(input.timeoutMs, 'timeoutMs', DEFAULT_TIMEOUT_MS),
@@ -295,6 +298,7 @@ export function resolveOptions (input: TrustedIssuersOptions = {}): ResolvedOpti
     cacheMaxAgeMs,
     maxStaleMs,
     negativeCacheSize: positiveInteger(input.negativeCacheSize, 'negativeCacheSize', DEFAULT_NEGATIVE_CACHE_SIZE),
-    maxTokenBytes: positiveInteger(input.maxTokenBytes, 'maxTokenBytes', DEFAULT_MAX_TOKEN_BYTES)
+    maxTokenBytes: positiveInteger(input.maxTokenBytes, 'maxTokenBytes', DEFAULT_MAX_TOKEN_BYTES),
+    clock
   })
 }

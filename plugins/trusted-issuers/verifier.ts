@@ -8,6 +8,7 @@
 // The signature is checked (fast-jwt, one verifier per key and algorithm) before any claim.
 import { createVerifier, TokenError } from 'fast-jwt'
 import type { AuthUser } from '../../lib/auth-user.ts'
+import { isObject, parseSegment, readClaim } from '../../lib/jwt.ts'
 import { bearerError, isGatehouseError, type ErrorCode, type GatehouseError } from '../../lib/errors.ts'
 import type { KeyEntry } from './jwks.ts'
 import { IssuerKeySource, type Counters, type SourceLog } from './key-source.ts'
@@ -58,32 +59,12 @@ function translate (err: unknown): GatehouseError {
 const SEGMENT = /^[A-Za-z0-9_-]+$/
 const KID = /^[\x21-\x7e]{1,256}$/
 
-function decodeSegment (segment: string): unknown {
-  try {
-    return JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
-  } catch {
-    return undefined
-  }
-}
-
-function isPlainObject (value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value)
-}
-
 /** Reads `rolesClaim` from verified claims: only own properties, only strings. */
 export function readRoles (claims: Record<string, unknown>, rolesClaim: ResolvedIssuer['rolesClaim']): string[] {
   if (rolesClaim === undefined) return []
-  let value: unknown
-  if (typeof rolesClaim === 'string' && Object.hasOwn(claims, rolesClaim)) {
-    value = claims[rolesClaim]
-  } else {
-    const path = typeof rolesClaim === 'string' ? rolesClaim.split('.') : rolesClaim
-    value = claims
-    for (const segment of path) {
-      if (!isPlainObject(value) || !Object.hasOwn(value, segment)) return []
-      value = value[segment]
-    }
-  }
+  const value = typeof rolesClaim === 'string' && Object.hasOwn(claims, rolesClaim)
+    ? claims[rolesClaim]
+    : readClaim(claims, typeof rolesClaim === 'string' ? rolesClaim.split('.') : rolesClaim)
   if (typeof value === 'string') return [...new Set(value.split(/[\s,]+/).filter((r) => r !== ''))]
   if (Array.isArray(value) && value.every((r) => typeof r === 'string')) return [...new Set(value as string[])]
   return []
@@ -158,9 +139,9 @@ export function createTrustedIssuers (options: ResolvedOptions, log: SourceLog =
     if (parts.length !== 3 || !SEGMENT.test(parts[0]) || !SEGMENT.test(parts[1]) || !(parts[2] === '' || SEGMENT.test(parts[2]))) {
       throw bearerError('INVALID_TOKEN')
     }
-    const header = decodeSegment(parts[0])
-    const unverified = decodeSegment(parts[1])
-    if (!isPlainObject(header) || !isPlainObject(unverified)) throw bearerError('INVALID_TOKEN')
+    const header = parseSegment(parts[0])
+    const unverified = parseSegment(parts[1])
+    if (!isObject(header) || !isObject(unverified)) throw bearerError('INVALID_TOKEN')
 
     if (!Object.hasOwn(unverified, 'iss')) throw bearerError('MISSING_CLAIM')
     const iss = unverified.iss
@@ -224,7 +205,7 @@ export function createTrustedIssuers (options: ResolvedOptions, log: SourceLog =
   }
 
   function toUser (issuer: ResolvedIssuer, claims: Record<string, unknown>): AuthUser {
-    if (!isPlainObject(claims)) throw bearerError('INVALID_TOKEN')
+    if (!isObject(claims)) throw bearerError('INVALID_TOKEN')
     const { sub, exp, iat } = claims
     if (typeof sub !== 'string' || sub === '') throw bearerError('INVALID_TOKEN')
     if (typeof exp !== 'number' || !Number.isFinite(exp)) throw bearerError('INVALID_TOKEN')

@@ -1,18 +1,15 @@
-// /admin: account administration and the audit log, for the global `admin` role.
-// Disabling, deleting and role changes take effect on the user's next request: the cached user
-// state is dropped on every instance (tokens.userChanged), and for disable/delete every refresh
-// family is revoked together with its live access tokens (sessions.revokeAllFamilies).
+// /admin: account administration and the audit log, for the global admin role. The rules of a
+// change (last active admin, roles of the hierarchy, effective at once, audited) are
+// fastify.users' (gatehouse-users), the same the CLI goes through.
 import { mayAdminister } from '../../lib/auth-user.ts'
 import { gatehouseError } from '../../lib/errors.ts'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { highestRole } from '../../plugins/rbac/hierarchy.ts'
-import { createUserAdmin, type StatusFilter, type UserChange } from './users.ts'
+import type { ChangeContext, StatusFilter } from '../../plugins/users/index.ts'
 import { listAuditEvents } from './audit.ts'
 import { apiKeyInfo, apiKeyInfoSchema } from '../auth/account.ts'
 import { badQuery, decodeCursor, pageSize, pagingQuery } from './paging.ts'
 import passwordResetRoute from './password-reset.ts'
 
-export { createUserAdmin } from './users.ts'
 export { listAuditEvents } from './audit.ts'
 
 const errorRef = { $ref: 'GatehouseError#' } as const
@@ -30,13 +27,8 @@ function time (name: string, raw: string | undefined): Date | undefined {
 
 export default async function adminRoutes (fastify: FastifyInstance): Promise<void> {
   const global = fastify.rbac.options.global
-  const adminRole = global.grants.has('admin') ? 'admin' : highestRole(global, global.roles) ?? 'admin'
-  const users = createUserAdmin(fastify.store.prisma, fastify.store.provider, adminRole)
-  // Without these, a disabled or deleted account would keep its cached state or its sessions:
-  // refuse to start rather than pretend.
-  for (const needed of ['tokens', 'sessions', 'credentials'] as const) {
-    if (!fastify.hasDecorator(needed)) throw new Error(`routes/admin needs gatehouse-${needed} (fastify.${needed}) registered before it`)
-  }
+  const users = fastify.users
+  const adminRole = users.adminRole
 
   fastify.addHook('onRequest', fastify.authenticate)
   // CONTRACT §14: a trusted issuer's token is refused here whatever its roles, unless its entry
@@ -63,18 +55,8 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     required: ['id', 'email', 'status', 'roles', 'createdAt', 'email_verified']
   } as const
 
-  /** Makes a change effective at once: cached state dropped everywhere, sessions killed when the account is shut. */
-  async function enforce (change: UserChange, reason: string): Promise<void> {
-    const id = change.user.id
-    const shut = change.user.deletedAt !== null || change.user.status !== 'active'
-    // The cached state first: it alone already makes every live token of a shut account fail.
-    await fastify.tokens.userChanged(id)
-    await fastify.credentials.forgetUser(id)
-    if (shut) await fastify.sessions.revokeAllFamilies(id, reason)
-  }
-
-  function auditChange (request: FastifyRequest, type: string, change: UserChange, details?: Record<string, unknown>): void {
-    fastify.audit.record({ type, outcome: 'success', actorId: request.user?.id, subjectId: change.user.id, details, request })
+  function by (request: FastifyRequest): ChangeContext {
+    return { actorId: request.user?.id ?? null, request }
   }
 
   fastify.get<{ Querystring: { limit?: string, cursor?: string, email?: string, status?: StatusFilter } }>('/users', {
@@ -123,13 +105,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       response: { 200: userSchema, ...errors }
     }
   }, async (request) => {
-    const change = await users.update(request.params.id, request.body)
-    const { before, user } = change
-    await enforce(change, user.status === 'active' ? 'admin' : 'admin_disabled')
-    if (before.status !== user.status) auditChange(request, user.status === 'active' ? 'user_enabled' : 'user_disabled', change)
-    if (JSON.stringify([...before.roles].sort()) !== JSON.stringify([...user.roles].sort())) {
-      auditChange(request, 'roles_changed', change, { from: before.roles, to: user.roles })
-    }
+    const { user } = await users.update(request.params.id, request.body, by(request))
     return user
   })
 
@@ -142,9 +118,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       response: { 204: { type: 'null', description: 'Deleted' }, ...errors }
     }
   }, async (request, reply) => {
-    const change = await users.softDelete(request.params.id)
-    await enforce(change, 'admin_deleted')
-    auditChange(request, 'user_deleted', change)
+    await users.softDelete(request.params.id, by(request))
     return reply.code(204).send()
   })
 

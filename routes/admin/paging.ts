@@ -1,14 +1,11 @@
-// Keyset pagination: an opaque cursor carries the (createdAt, id) of the last item of a page,
-// so pages stay stable while rows are added and no OFFSET scan is needed.
+// The paging querystring of the admin lists: page size and the opaque keyset cursor
+// (lib/keyset.ts), parsed into Fastify's validation errors.
+import type { Cursor } from '../../lib/keyset.ts'
+
+export { after, encodeCursor, type Cursor } from '../../lib/keyset.ts'
 
 export const DEFAULT_LIMIT = 50
 export const MAX_LIMIT = 200
-
-export interface Cursor { at: Date, id: string }
-
-export function encodeCursor (at: Date, id: string): string {
-  return Buffer.from(JSON.stringify([at.toISOString(), id])).toString('base64url')
-}
 
 /** A 400 in Fastify's validation shape (the cursor is part of the querystring). */
 export function badQuery (message: string): Error {
@@ -33,13 +30,6 @@ export function decodeCursor (raw: string | undefined): Cursor | null {
     }
   } catch {}
   throw badQuery('querystring/cursor is not a cursor returned by this endpoint')
-}
-
-/** Prisma `where` for rows after the cursor in (createdAt, id) order. */
-export function after (cursor: Cursor | null, direction: 'asc' | 'desc'): Record<string, unknown> {
-  if (cursor === null) return {}
-  const op = direction === 'asc' ? 'gt' : 'lt'
-  return { OR: [{ createdAt: { [op]: cursor.at } }, { createdAt: cursor.at, id: { [op]: cursor.id } }] }
 }
 
 export const pagingQuery = {

@@ -4,8 +4,8 @@
 // answers WEAK_PASSWORD (CONTRACT §4), never a validation error.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
-import { tokenResponseSchema } from '../../plugins/sessions/service.ts'
-import type { User } from '../../prisma/generated/sqlite/client.ts'
+import { tokenResponseSchema } from '../../plugins/sessions/index.ts'
+import type { User } from '../../plugins/store/index.ts'
 import { parseRoles } from '../../lib/roles.ts'
 import { sessionModeField } from './cookie-session.ts'
 

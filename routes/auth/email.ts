@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import createError from '@fastify/error'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
 import { EMAIL_TOKEN_MAX_LENGTH } from '../../plugins/accounts/index.ts'
-import { isPlausibleEmail } from '../../plugins/credentials/policy.ts'
+import { isPlausibleEmail } from '../../plugins/credentials/index.ts'
 
 const ValidationError = createError('FST_ERR_VALIDATION', '%s', 400)
 

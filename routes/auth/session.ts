@@ -3,8 +3,8 @@
 // authenticate in onRequest, so the body of an unauthenticated request is never parsed.
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
-import { REFRESH_TOKEN_MAX_LENGTH } from '../../plugins/sessions/refresh-token.ts'
-import { tokenResponseSchema } from '../../plugins/sessions/service.ts'
+import { REFRESH_TOKEN_MAX_LENGTH } from '../../lib/refresh-token.ts'
+import { tokenResponseSchema } from '../../plugins/sessions/index.ts'
 import { sessionModeField } from './cookie-session.ts'
 
 const errorResponse = { $ref: 'GatehouseError#' }

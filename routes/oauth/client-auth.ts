@@ -4,8 +4,8 @@
 // public client named by client_id, or the built-in public client when client_id is omitted.
 import { hasDuplicateAuthorization } from '../../plugins/authenticate/index.ts'
 import type { FastifyRequest } from 'fastify'
-import type { PrismaClient } from '../../plugins/store/client.ts'
-import { findOAuthClient, verifyClientSecret } from '../../plugins/sessions/clients.ts'
+import type { PrismaClient } from '../../plugins/store/index.ts'
+import { findOAuthClient, verifyClientSecret } from '../../plugins/sessions/index.ts'
 import { invalidClient, invalidRequest } from './errors.ts'
 
 export interface IdentifiedClient {

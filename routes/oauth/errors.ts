@@ -2,7 +2,7 @@
 // Gatehouse's coded errors are mapped here so /oauth/* speaks OAuth whatever goes wrong below it.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { isGatehouseError, REALM } from '../../lib/errors.ts'
-import { translatePrismaError } from '../../plugins/store/errors.ts'
+import { translatePrismaError } from '../../lib/database-errors.ts'
 
 export type OAuthErrorCode =
   | 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'unauthorized_client'

@@ -3,11 +3,12 @@
 // here is answered in RFC 6749 §5.2 form; responses carry Cache-Control: no-store (§5.1).
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { isGatehouseError } from '../../lib/errors.ts'
-import { REFRESH_TOKEN_MAX_LENGTH, parseRefreshToken } from '../../plugins/sessions/refresh-token.ts'
-import { DEFAULT_CLIENT_ID } from '../../plugins/sessions/options.ts'
+import { REFRESH_TOKEN_MAX_LENGTH, parseRefreshToken } from '../../lib/refresh-token.ts'
+import { DEFAULT_CLIENT_ID } from '../../plugins/sessions/index.ts'
 import { identifyClient, type ClientFields, type IdentifiedClient } from './client-auth.ts'
 import { OAuthError, invalidClient, invalidRequest, oauthErrorHandler, oauthErrorSchema } from './errors.ts'
 import { parseRoles } from '../../lib/roles.ts'
+import { AUDIT_EVENTS } from '../../plugins/audit/index.ts'
 
 export const SUPPORTED_GRANTS = ['password', 'refresh_token', 'client_credentials'] as const
 /** Scope values a user grant may ask for; they change nothing (user tokens carry roles, not scopes). */
@@ -190,7 +191,7 @@ export default async function oauthRoutes (fastify: FastifyInstance, options: OA
       if (scopes !== undefined && !scopes.every((s) => caller.roles.includes(s))) throw new OAuthError('invalid_scope', 'The scope exceeds what the client was granted')
       const granted = scopes ?? caller.roles
       const access = await fastify.tokens.sign({ id: caller.id, roles: granted, tokenVersion: 0 }, { clientId: caller.id, scope: granted.join(' ') })
-      fastify.audit?.record({ type: 'client_credentials', outcome: 'success', actorId: null, details: { clientId: caller.id }, request })
+      fastify.audit?.record({ type: AUDIT_EVENTS.CLIENT_CREDENTIALS, outcome: 'success', actorId: null, details: { clientId: caller.id }, request })
       return { access_token: access.access_token, token_type: 'Bearer', expires_in: access.expires_in, scope: granted.join(' ') }
     }
 

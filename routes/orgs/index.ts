@@ -5,13 +5,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
 import { isLocalUser, mayAdminister, type AuthUser } from '../../lib/auth-user.ts'
-import { highestRole } from '../../plugins/rbac/hierarchy.ts'
-import { normalizeEmail } from '../../plugins/credentials/policy.ts'
-import { createOrgService } from './service.ts'
+import type { OrgChangeContext } from '../../plugins/orgs/index.ts'
 import { bearer, errorRef, member, memberParams, orgDetail, orgParams, orgSummary } from './schemas.ts'
-
-export { slugify, nextFreeSlug } from './slug.ts'
-export { createOrgService } from './service.ts'
 
 const errors = { 400: errorRef, 401: errorRef, 403: errorRef, 404: errorRef, 409: errorRef, 503: errorRef }
 
@@ -30,24 +25,23 @@ async function managers (request: FastifyRequest): Promise<void> {
   if (!mayAdminister(request.user)) throw gatehouseError('FORBIDDEN', 'Organizations are managed by accounts of this server')
 }
 
-/** The actor's id when its org role comes from our membership table (not from an external token's claim). */
-function ownActor (request: FastifyRequest): string | undefined {
-  return isLocalUser(request.user) ? request.user.id : undefined
+/**
+ * The actor of a change; a local account's org admin role (from our membership table, not from an
+ * external token's claim) is checked again under the organization's lock.
+ */
+function by (request: FastifyRequest): OrgChangeContext {
+  const user = request.user
+  return { actorId: user?.id ?? null, ownActorId: isLocalUser(user) ? user.id : undefined, request }
 }
 
 export default async function orgRoutes (fastify: FastifyInstance): Promise<void> {
   const orgRoles = fastify.rbac.options.org
-  const adminRole = highestRole(orgRoles, orgRoles.roles) ?? 'admin'
+  const service = fastify.orgs
+  const adminRole = service.adminRole
   const lowestRole = [...orgRoles.roles].sort((a, b) => (orgRoles.grants.get(a)?.size ?? 0) - (orgRoles.grants.get(b)?.size ?? 0))[0]
   const roleSchema = { type: 'string', enum: [...orgRoles.roles] } as const
-  const service = createOrgService(fastify.store.prisma, adminRole)
 
   fastify.addHook('onRequest', fastify.authenticate)
-
-  async function changed (request: FastifyRequest, type: string, orgId: string, subjectId: string, details: Record<string, unknown>): Promise<void> {
-    await fastify.rbac.membershipChanged(subjectId, orgId)
-    fastify.audit.record({ type, outcome: 'success', actorId: request.user?.id, subjectId, orgId, details, request })
-  }
 
   fastify.post<{ Body: { name: string } }>('/', {
     prefixTrailingSlash: 'no-slash',
@@ -65,9 +59,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
     }
   }, async (request, reply) => {
     const user = accountOf(request)
-    const org = await service.create(user.id, request.body.name.trim())
-    await fastify.rbac.membershipChanged(user.id, org.id)
-    fastify.audit.record({ type: 'org_created', outcome: 'success', actorId: user.id, subjectId: user.id, orgId: org.id, details: { slug: org.slug, role: adminRole }, request })
+    const org = await service.create(user.id, request.body.name.trim(), by(request))
     return reply.code(201).send(org)
   })
 
@@ -99,8 +91,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
     preHandler: [fastify.requireOrgRole(adminRole), managers]
   }, async (request, reply) => {
     const { orgId } = request.params
-    const added = await service.addMember(orgId, normalizeEmail(request.body.email), request.body.role)
-    await changed(request, 'membership_added', orgId, added.id, { role: added.role })
+    const added = await service.addMember(orgId, request.body.email, request.body.role, by(request))
     return reply.code(201).send(added)
   })
 
@@ -116,8 +107,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
     preHandler: [fastify.requireOrgRole(adminRole), managers]
   }, async (request) => {
     const { orgId, userId } = request.params
-    const { previous, ...updated } = await service.changeRole(orgId, userId, request.body.role, ownActor(request))
-    if (previous !== updated.role) await changed(request, 'membership_changed', orgId, userId, { from: previous, to: updated.role })
+    const { previous, ...updated } = await service.changeRole(orgId, userId, request.body.role, by(request))
     return updated
   })
 
@@ -132,8 +122,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
     preHandler: [fastify.requireOrgRole(adminRole), managers]
   }, async (request, reply) => {
     const { orgId, userId } = request.params
-    const role = await service.removeMember(orgId, userId, ownActor(request))
-    await changed(request, 'membership_removed', orgId, userId, { role })
+    await service.removeMember(orgId, userId, by(request))
     return reply.code(204).send()
   })
 }

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { buildApp } from '../../app.ts'
+import { buildApp } from '../../server/app.ts'
 import { captureLogs, testConfig } from '../helpers/build.ts'
 import { createTestDatabase } from '../helpers/databases.ts'
 

@@ -1,7 +1,7 @@
 // The account-mail and browser variables of CONTRACT §9 and §10: defaults, and one clear line
 // naming the variable for a bad value.
 import t from 'tap'
-import { loadConfig, ConfigError } from '../../lib/config.ts'
+import { loadConfig, ConfigError } from '../../server/config.ts'
 
 t.test('defaults', async (t) => {
   const c = loadConfig({ PORT: '3000' })

@@ -1,7 +1,7 @@
 // The bootstrap admin (ADMIN_EMAIL/ADMIN_PASSWORD): created with the password hashed, or an
 // existing account promoted; idempotent across restarts; the password never logged.
 import t from 'tap'
-import { buildApp } from '../../app.ts'
+import { buildApp } from '../../server/app.ts'
 import { captureLogs, testConfig } from '../helpers/build.ts'
 import { createTestDatabase, providers } from '../helpers/databases.ts'
 import { call, login } from '../rbac/fixtures.ts'

@@ -1,25 +1,12 @@
 // The operations CLI, run as a user runs it (a child process), against a real database.
 import t from 'tap'
-import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PACKAGE_ROOT } from '../../lib/paths.ts'
 import { createTestDatabase } from '../helpers/databases.ts'
-import { buildApp } from '../../app.ts'
+import { buildApp } from '../../server/app.ts'
 import { testConfig, captureLogs } from '../helpers/build.ts'
-
-interface Result { code: number, stdout: string, stderr: string }
-
-function cli (args: string[], env: Record<string, string>, input?: string): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', join(PACKAGE_ROOT, 'cli.ts'), ...args], { cwd: PACKAGE_ROOT, env: { PATH: process.env.PATH ?? '', ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : (err as { code?: number }).code ?? 1, stdout, stderr })
-    })
-    if (input !== undefined) child.stdin!.end(input)
-    else child.stdin!.end()
-  })
-}
+import { cli } from './helpers.ts'
 
 t.test('gatehouse CLI', { timeout: 180_000 }, async (t) => {
   const db = await createTestDatabase('sqlite', { migrate: false })

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { buildApp } from '../../app.ts'
+import { buildApp } from '../../server/app.ts'
 import { captureLogs, testConfig } from '../helpers/build.ts'
 import { createTestDatabase } from '../helpers/databases.ts'
 

@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs'
 import { networkInterfaces } from 'node:os'
 import { inspect } from 'node:util'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../../app.ts'
+import { buildApp } from '../../server/app.ts'
 import { captureLogs, testConfig } from '../helpers/build.ts'
 import { createTestDatabase } from '../helpers/databases.ts'
 import {

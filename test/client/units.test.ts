@@ -204,3 +204,9 @@ t.test('errors show status, code and message only', async (t) => {
   t.equal(net.status, 0)
   t.equal(net.message, 'The server could not be reached')
 })
+
+t.test('the client\'s loopback rule is the server\'s (lib/loopback.ts)', async (t) => {
+  const { isLoopbackHost: serverRule } = await import('../../lib/loopback.ts')
+  const hosts = ['localhost', 'LOCALHOST', '127.0.0.1', '127.255.255.255', '127.0.0.256', '127.1', '[::1]', '::1', '[::2]', '128.0.0.1', '10.0.0.1', 'localhost.example.com', '127.0.0.1.nip.io', '', '127.0.0.01']
+  for (const host of hosts) t.equal(isLoopbackHost(host), serverRule(host), JSON.stringify(host))
+})

@@ -87,7 +87,7 @@ t.test('POST /auth/refresh', async (t) => {
   const { app } = await build(t)
   const skip = app.hasRoute({ method: 'POST', url: '/auth/refresh' }) ? false : 'POST /auth/refresh is not registered in this build'
   t.test('30 per minute per token family', { skip }, async (t) => {
-    const token = `fam-unknown.${'z'.repeat(43)}`
+    const token = `9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a.${'z'.repeat(43)}`
     const statuses = []
     for (let i = 0; i < 31; i++) statuses.push((await app.inject({ method: 'POST', url: '/auth/refresh', remoteAddress: `198.51.100.${i + 1}`, payload: { refresh_token: token } })).statusCode)
     t.same(statuses.slice(0, 30), Array(30).fill(401), 'an unknown family is refused as invalid ...')

@@ -1,6 +1,7 @@
 // Client identities: IPv4 as is, IPv4-mapped IPv6 as IPv4, IPv6 per /64; refresh family ids.
 import t from 'tap'
 import { clientAddressKey, refreshFamilyId } from '../../plugins/rate-limit/index.ts'
+import { newFamilyId, newRefreshToken, parseRefreshToken } from '../../plugins/sessions/refresh-token.ts'
 import { ipv6Groups } from '../../plugins/rate-limit/client-key.ts'
 
 t.test('IPv4 and IPv4-mapped IPv6 are the same client', async (t) => {
@@ -47,11 +48,14 @@ t.test('anything that is no address is used as it is', async (t) => {
   t.not(long, clientAddressKey('y'.repeat(5000)))
 })
 
-t.test('refreshFamilyId takes the family part of a well-formed refresh token only', async (t) => {
+t.test('refreshFamilyId takes the family part of a well-formed refresh token only, in the format sessions mints', async (t) => {
   const secret = 'A'.repeat(43)
-  t.equal(refreshFamilyId(`fam_1-x.${secret}`), 'fam_1-x')
-  t.equal(refreshFamilyId('0b0c3f9e-7f2a-4c1e-9d59-2d1f7b3c8a11.' + 'x'.repeat(43)), '0b0c3f9e-7f2a-4c1e-9d59-2d1f7b3c8a11')
-  for (const bad of [undefined, null, 42, '', 'abc', `.${secret}`, `fam.${secret}x`, `fam.${'A'.repeat(42)}`, `fa m.${secret}`, `fam.${secret}.x`, `${'f'.repeat(200)}.${secret}`, { refresh_token: 'x' }]) {
+  const family = '0b0c3f9e-7f2a-4c1e-9d59-2d1f7b3c8a11'
+  t.equal(refreshFamilyId(`${family}.${secret}`), family)
+  t.equal(refreshFamilyId(`${family}.${'x'.repeat(43)}`), family)
+  const minted = newRefreshToken(newFamilyId())
+  t.equal(refreshFamilyId(minted), parseRefreshToken(minted)?.familyId, 'the limiter and sessions read the same family id')
+  for (const bad of [undefined, null, 42, '', 'abc', `.${secret}`, `fam_1-x.${secret}`, `${family}.${secret}x`, `${family}.${'A'.repeat(42)}`, `${family.toUpperCase()}.${secret}`, `${family}.${secret}.x`, `${'f'.repeat(200)}.${secret}`, { refresh_token: 'x' }]) {
     t.equal(refreshFamilyId(bad), null, `rejects ${JSON.stringify(bad)}`)
   }
 })

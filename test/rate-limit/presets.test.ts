@@ -5,8 +5,8 @@ import { rateLimit, resolveOptions, RateLimitOptionsError, DEFAULT_CLASSES } fro
 import { errorHandler } from '../../lib/error-handler.ts'
 import { tinyApp, variants, manualClock, PASSWORD, login, RATE_LIMITED_BODY } from './helpers.ts'
 
-const REFRESH_A = `famA.${'a'.repeat(43)}`
-const REFRESH_B = `famB.${'b'.repeat(43)}`
+const REFRESH_A = `0b0c3f9e-7f2a-4c1e-9d59-2d1f7b3c8a11.${'a'.repeat(43)}`
+const REFRESH_B = `5e1d2c3b-4a59-4687-9a0b-1c2d3e4f5a6b.${'b'.repeat(43)}`
 
 function assertLimited (t: Test, res: { statusCode: number, json: () => unknown, headers: Record<string, unknown> }, max: number): number {
   t.equal(res.statusCode, 429)

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { tinyApp, connectRedis, login, PASSWORD } from './helpers.ts'
 import { redisServer, eventually, REDIS_SERVER_SKIP_REASON } from './redis-server.ts'
 
-const REFRESH = `fam.${'r'.repeat(43)}`
+const REFRESH = `3c2b1a09-8f7e-4d6c-9b5a-493827161504.${'r'.repeat(43)}`
 
 async function authRequests (app: FastifyInstance) {
   return {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../../app.ts'
+import { buildApp } from '../../server/app.ts'
 import { captureLogs, testConfig } from '../helpers/build.ts'
 import { createTestDatabase, providers } from '../helpers/databases.ts'
 

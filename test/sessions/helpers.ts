@@ -1,8 +1,8 @@
 // The whole app on a fresh database for the session and OAuth tests, with generous rate limits
 // (these tests are about sessions; the limiter has its own tests) and a movable clock.
 import type { FastifyInstance } from 'fastify'
-import { buildApp, type AppOptions } from '../../app.ts'
-import type { GatehouseConfig } from '../../lib/config.ts'
+import { buildApp, type AppOptions } from '../../server/app.ts'
+import type { GatehouseConfig } from '../../server/config.ts'
 import type { Provider } from '../../plugins/store/database-url.ts'
 import { captureLogs, testConfig, type TestContext } from '../helpers/build.ts'
 import { createTestDatabase } from '../helpers/databases.ts'

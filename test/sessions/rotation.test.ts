@@ -53,7 +53,7 @@ for (const { provider, skip } of await providers()) {
       t.equal(replay.json().code, 'REFRESH_TOKEN_REUSED')
       const successor = await refresh(app, second.refresh_token)
       t.equal(successor.statusCode, 401, 'the live successor dies with its family')
-      t.equal(successor.json().code, 'TOKEN_REVOKED')
+      t.equal(successor.json().code, 'INVALID_REFRESH_TOKEN', 'a refresh token revoked by reuse is an invalid refresh token (CONTRACT §4)')
       t.equal(await accessVerdict(app, second.access_token), 'TOKEN_REVOKED', 'access tokens of the family stop working at once')
       t.equal(await accessVerdict(app, tokens.access_token), 'TOKEN_REVOKED')
       const family = await app.store.prisma.refreshFamily.findUniqueOrThrow({ where: { id: tokens.refresh_token.split('.')[0] } })

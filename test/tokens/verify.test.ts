@@ -8,9 +8,12 @@ import { claimsFor, compact, nowSec, ourToken, segment, signingKey, signWith } f
 import { jwkThumbprint } from '../../plugins/tokens/keys.ts'
 
 const CHALLENGE = 'Bearer error="invalid_token"'
+// Every forged token here spends the failed-credential budget of one address; it is lifted so the
+// verifier's own answer is seen (test/regressions/failed-credentials.test.ts covers the budget).
+const UNLIMITED_FAILURES = { failedCredentials: { max: 1_000_000 } }
 
 t.test('strict verification of RS256 access tokens', async (t) => {
-  const { app, config, logs } = await buildProtected(t)
+  const { app, config, logs } = await buildProtected(t, { app: { rateLimit: UNLIMITED_FAILURES } })
   const user = await createUser(app)
   const keysDir = config.keysDir
   const key = signingKey(keysDir)
@@ -139,7 +142,7 @@ t.test('strict verification of RS256 access tokens', async (t) => {
 t.test('ES256 and EdDSA keys', async (t) => {
   for (const alg of ['ES256', 'EdDSA'] as const) {
     t.test(alg, async (t) => {
-      const { app, config } = await buildProtected(t, { env: { AUTH_SIGNING_ALG: alg } })
+      const { app, config } = await buildProtected(t, { env: { AUTH_SIGNING_ALG: alg }, app: { rateLimit: UNLIMITED_FAILURES } })
       const user = await createUser(app)
       const key = signingKey(config.keysDir)
       t.equal(key.alg, alg, `the generated key is ${alg}`)

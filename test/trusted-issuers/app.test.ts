@@ -4,7 +4,7 @@
 import t from 'tap'
 import { rmSync } from 'node:fs'
 import { SignJWT } from 'jose'
-import { buildApp } from '../../app.ts'
+import { buildApp } from '../../server/app.ts'
 import { createTestDatabase } from '../helpers/databases.ts'
 import { captureLogs, testConfig } from '../helpers/build.ts'
 import { oidcProvider, RESOURCE, type TestContext } from './helpers.ts'

@@ -222,3 +222,9 @@ export async function oidcProvider (t: TestContext, options: { alg?: string, key
 export function decodePart (token: string, index: 0 | 1): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[index], 'base64url').toString('utf8')) as Record<string, unknown>
 }
+
+/** A clock for the key cache that moves only when told to (no sleeping in tests). */
+export function manualClock (start = Date.now()): { now: () => number, advance: (ms: number) => void } {
+  let now = start
+  return { now: () => now, advance: (ms) => { now += ms } }
+}

@@ -3,7 +3,7 @@
 // per-issuer keys, and issuers that must cost no fetch at all.
 import t from 'tap'
 import { createTrustedIssuers, resolveOptions, type TrustedIssuersOptions } from '../../plugins/trusted-issuers/index.ts'
-import { jwks, keyServer, rawToken, rejection, sign, testKey, type TestContext } from './helpers.ts'
+import { jwks, keyServer, manualClock, rawToken, rejection, sign, testKey, type TestContext } from './helpers.ts'
 
 const AUD = 'my-api'
 
@@ -18,8 +18,11 @@ t.test('500 concurrent first requests cause exactly one JWKS fetch', async (t) =
   const ks = await keyServer(t)
   // Hold the answer until all 500 verifications are waiting, so they truly overlap.
   let release: () => void = () => {}
+  let arrived: () => void = () => {}
   const gate = new Promise<void>((resolve) => { release = resolve })
+  const fetched = new Promise<void>((resolve) => { arrived = resolve })
   ks.handle((_req, res) => {
+    arrived()
     gate.then(() => {
       res.setHeader('content-type', 'application/json')
       res.end(JSON.stringify(jwks(key)))
@@ -28,7 +31,8 @@ t.test('500 concurrent first requests cause exactly one JWKS fetch', async (t) =
   const ti = service(t, { issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
   const tokens = await Promise.all(Array.from({ length: 500 }, (_, i) => sign(key, { iss: ks.url, sub: `user-${i}`, aud: AUD })))
   const pending = tokens.map((token) => ti.verify(token))
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  // Every verification has joined the one fetch by the time the server sees it.
+  await fetched
   release()
   const users = await Promise.all(pending)
   t.equal(users.length, 500)
@@ -74,14 +78,18 @@ t.test('a kid published later is picked up after the cooldown, not before', asyn
   const a = await testKey('RS256', 'a')
   const b = await testKey('ES256', 'b')
   const ks = await keyServer(t, jwks(a))
-  const ti = service(t, { cooldownMs: 1000, issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD], algorithms: ['RS256', 'ES256'] }] })
+  const clock = manualClock()
+  const ti = service(t, { clock: clock.now, cooldownMs: 1000, issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD], algorithms: ['RS256', 'ES256'] }] })
   const tokenB = await sign(b, { iss: ks.url, sub: 'b', aud: AUD })
   t.equal((await rejection(ti.verify(tokenB))).code, 'INVALID_TOKEN')
   t.equal(ks.count('/jwks'), 1)
   ks.serve(jwks(a, b))
   t.equal((await rejection(ti.verify(tokenB))).code, 'INVALID_TOKEN', 'remembered as unknown during the cooldown')
   t.equal(ks.count('/jwks'), 1)
-  await new Promise((resolve) => setTimeout(resolve, 1050))
+  clock.advance(999)
+  t.equal((await rejection(ti.verify(tokenB))).code, 'INVALID_TOKEN', 'one millisecond before the cooldown ends')
+  t.equal(ks.count('/jwks'), 1)
+  clock.advance(1)
   t.equal((await ti.verify(tokenB)).sub, 'b')
   t.equal(ks.count('/jwks'), 2)
 })
@@ -90,12 +98,14 @@ t.test('a refresh replaces the key set: a removed key stops verifying after cach
   const a = await testKey('RS256', 'a')
   const b = await testKey('RS256', 'b')
   const ks = await keyServer(t, jwks(a, b))
-  const ti = service(t, { cooldownMs: 100, cacheMaxAgeMs: 1000, issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
+  const clock = manualClock()
+  const ti = service(t, { clock: clock.now, cooldownMs: 100, cacheMaxAgeMs: 1000, issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
   const tokenA = await sign(a, { iss: ks.url, sub: 'a', aud: AUD })
   t.equal((await ti.verify(tokenA)).sub, 'a')
   ks.serve(jwks(b))
+  clock.advance(999)
   t.equal((await ti.verify(tokenA)).sub, 'a', 'still cached before the max age')
-  await new Promise((resolve) => setTimeout(resolve, 1050))
+  clock.advance(1)
   t.equal((await rejection(ti.verify(tokenA))).code, 'INVALID_TOKEN', 'gone after the max age (replaced, not merged)')
   t.equal(ks.count('/jwks'), 2)
 })
@@ -103,7 +113,8 @@ t.test('a refresh replaces the key set: a removed key stops verifying after cach
 t.test('provider down: a warm cache keeps working (stale-if-error), a cold cache answers 503', async (t) => {
   const key = await testKey()
   const ks = await keyServer(t, jwks(key))
-  const opts = { cooldownMs: 100, cacheMaxAgeMs: 200, maxStaleMs: 60_000 }
+  const clock = manualClock()
+  const opts = { clock: clock.now, cooldownMs: 100, cacheMaxAgeMs: 200, maxStaleMs: 60_000 }
   const ti = service(t, { ...opts, issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
   const token = await sign(key, { iss: ks.url, sub: 'warm', aud: AUD })
   await ti.verify(token)
@@ -111,7 +122,7 @@ t.test('provider down: a warm cache keeps working (stale-if-error), a cold cache
     ks.server.closeAllConnections()
     ks.server.close(() => resolve())
   })
-  await new Promise((resolve) => setTimeout(resolve, 250))
+  clock.advance(250)
   t.equal((await ti.verify(token)).sub, 'warm', 'accepted from the stale cache while the provider is down')
   const stats = ti.stats()
   t.equal(stats.fetchFailures, 1)
@@ -130,13 +141,14 @@ t.test('cold cache outage is not remembered: the first request after recovery su
   const key = await testKey()
   const ks = await keyServer(t)
   ks.handle((_req, res) => { res.statusCode = 502; res.end('bad gateway') })
-  const ti = service(t, { cooldownMs: 1000, issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
+  const clock = manualClock()
+  const ti = service(t, { clock: clock.now, cooldownMs: 1000, issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
   const token = await sign(key, { iss: ks.url, sub: 'back', aud: AUD })
   t.equal((await rejection(ti.verify(token))).code, 'JWKS_UNAVAILABLE')
   t.equal((await rejection(ti.verify(token))).code, 'JWKS_UNAVAILABLE', 'inside the cooldown: no new fetch, still 503')
   t.equal(ks.count('/jwks'), 1)
   ks.serve(jwks(key))
-  await new Promise((resolve) => setTimeout(resolve, 1050))
+  clock.advance(1000)
   t.equal((await ti.verify(token)).sub, 'back')
   t.equal(ks.count('/jwks'), 2)
 })
@@ -153,11 +165,15 @@ t.test('after a failure the next fetch waits only the failure backoff, not the w
 
   const quick = await keyServer(t)
   quick.handle((_req, res) => { res.statusCode = 503; res.end() })
-  const ti2 = service(t, { failureBackoffMs: 200, issuers: [{ issuer: quick.url, jwksUri: `${quick.url}/jwks`, audiences: [AUD] }] })
+  const clock = manualClock()
+  const ti2 = service(t, { clock: clock.now, failureBackoffMs: 200, issuers: [{ issuer: quick.url, jwksUri: `${quick.url}/jwks`, audiences: [AUD] }] })
   const token2 = await sign(key, { iss: quick.url, sub: 'blip', aud: AUD })
   t.equal((await rejection(ti2.verify(token2))).code, 'JWKS_UNAVAILABLE')
   quick.serve(jwks(key))
-  await new Promise((resolve) => setTimeout(resolve, 250))
+  clock.advance(199)
+  t.equal((await rejection(ti2.verify(token2))).code, 'JWKS_UNAVAILABLE', 'inside the backoff: still 503, no fetch')
+  t.equal(quick.count('/jwks'), 1)
+  clock.advance(1)
   t.equal((await ti2.verify(token2)).sub, 'blip', 'recovered after the backoff although the 30 s cooldown has not passed')
   t.equal(quick.count('/jwks'), 2)
 })
@@ -165,23 +181,27 @@ t.test('after a failure the next fetch waits only the failure backoff, not the w
 t.test('beyond maxStale a down provider means 503', async (t) => {
   const key = await testKey()
   const ks = await keyServer(t, jwks(key))
-  const ti = service(t, { cooldownMs: 50, cacheMaxAgeMs: 100, maxStaleMs: 1500, issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
+  const clock = manualClock()
+  const ti = service(t, { clock: clock.now, cooldownMs: 50, cacheMaxAgeMs: 100, maxStaleMs: 1500, issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
   const token = await sign(key, { iss: ks.url, sub: 'old', aud: AUD })
   await ti.verify(token)
   ks.handle((_req, res) => { res.statusCode = 500; res.end() })
-  await new Promise((resolve) => setTimeout(resolve, 150))
+  clock.advance(150)
   t.equal((await ti.verify(token)).sub, 'old', 'stale but within maxStale')
-  await new Promise((resolve) => setTimeout(resolve, 1500))
+  clock.advance(1350)
+  t.equal((await ti.verify(token)).sub, 'old', 'exactly maxStale old')
+  clock.advance(1)
   t.equal((await rejection(ti.verify(token))).code, 'JWKS_UNAVAILABLE', 'older than maxStale')
 })
 
 t.test('an unknown kid while the provider is down is an outage (503), not a bad token', async (t) => {
   const key = await testKey('RS256', 'known')
   const ks = await keyServer(t, jwks(key))
-  const ti = service(t, { cooldownMs: 50, issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
+  const clock = manualClock()
+  const ti = service(t, { clock: clock.now, cooldownMs: 50, issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
   await ti.verify(await sign(key, { iss: ks.url, sub: 's', aud: AUD }))
   ks.handle((_req, res) => { res.statusCode = 503; res.end() })
-  await new Promise((resolve) => setTimeout(resolve, 80))
+  clock.advance(80)
   const rotated = await sign(key, { iss: ks.url, sub: 's', aud: AUD }, { header: { kid: 'rotated' } })
   const err = await rejection(ti.verify(rotated))
   t.equal(err.code, 'JWKS_UNAVAILABLE')
@@ -302,12 +322,13 @@ t.test('a token without kid is accepted only when one key fits', async (t) => {
   const a = await testKey('RS256', 'a')
   const b = await testKey('RS256', 'b')
   const ks = await keyServer(t, jwks(a))
-  const ti = service(t, { cooldownMs: 50, cacheMaxAgeMs: 100, issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
+  const clock = manualClock()
+  const ti = service(t, { clock: clock.now, cooldownMs: 50, cacheMaxAgeMs: 100, issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
   const noKid = await sign(a, { iss: ks.url, sub: 'single', aud: AUD }, { header: { kid: undefined } })
   t.notOk('kid' in JSON.parse(Buffer.from(noKid.split('.')[0], 'base64url').toString()))
   t.equal((await ti.verify(noKid)).sub, 'single')
   ks.serve(jwks(a, b))
-  await new Promise((resolve) => setTimeout(resolve, 150))
+  clock.advance(150)
   t.equal((await rejection(ti.verify(noKid))).code, 'INVALID_TOKEN', 'two candidate keys: ambiguous')
 })
 

@@ -9,7 +9,7 @@ import { addressProblem, importJwk } from '../../plugins/trusted-issuers/jwks.ts
 import { lookup } from 'node:dns/promises'
 import { createServer } from 'node:net'
 import { hostname } from 'node:os'
-import { jwks, keyServer, rejection, sign, testKey, type TestContext } from './helpers.ts'
+import { jwks, keyServer, manualClock, rejection, sign, testKey, type TestContext } from './helpers.ts'
 
 const AUD = 'my-api'
 
@@ -65,16 +65,17 @@ t.test('garbage answers are refused, and a previous good key set is kept', async
   for (const [name, type, body] of garbage) {
     const ks = await keyServer(t)
     ks.handle((_req, res) => { res.setHeader('content-type', type); res.end(body) })
-    const ti = service(t, { cooldownMs: 50, cacheMaxAgeMs: 100, issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
+    const clock = manualClock()
+    const ti = service(t, { clock: clock.now, cooldownMs: 50, cacheMaxAgeMs: 100, issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
     const token = await sign(key, { iss: ks.url, sub: 's', aud: AUD })
     t.equal((await rejection(ti.verify(token))).code, 'JWKS_UNAVAILABLE', `cold cache, ${name}: 503`)
 
     // A good set first, then garbage: the good set stays in use.
     ks.serve(jwks(key))
-    await new Promise((resolve) => setTimeout(resolve, 60))
+    clock.advance(60)
     t.equal((await ti.verify(token)).sub, 's', `${name}: recovered`)
     ks.handle((_req, res) => { res.setHeader('content-type', type); res.end(body) })
-    await new Promise((resolve) => setTimeout(resolve, 120))
+    clock.advance(120)
     t.equal((await ti.verify(token)).sub, 's', `${name}: previous keys kept`)
     t.equal(ti.stats().fetchFailures, 2)
   }
@@ -86,6 +87,8 @@ t.test('a 10 MB JWKS stream is aborted at the size cap with bounded memory', asy
   const total = 10 * 1024 * 1024
   let written = 0
   let closedEarly = false
+  let closed: () => void = () => {}
+  const connectionClosed = new Promise<void>((resolve) => { closed = resolve })
   ks.handle((_req, res) => {
     res.setHeader('content-type', 'application/json')
     const chunk = Buffer.alloc(16 * 1024, 0x20)
@@ -97,7 +100,7 @@ t.test('a 10 MB JWKS stream is aborted at the size cap with bounded memory', asy
       }
       res.end(']}')
     }
-    res.on('close', () => { closedEarly = written < total })
+    res.on('close', () => { closedEarly = written < total; closed() })
     pump()
   })
   const ti = service(t, { issuers: [{ issuer: ks.url, jwksUri: `${ks.url}/jwks`, audiences: [AUD] }] })
@@ -106,7 +109,7 @@ t.test('a 10 MB JWKS stream is aborted at the size cap with bounded memory', asy
   const err = await rejection(ti.verify(await sign(key, { iss: ks.url, sub: 's', aud: AUD })))
   const heapAfter = process.memoryUsage().heapUsed
   t.equal(err.code, 'JWKS_UNAVAILABLE')
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await connectionClosed
   t.ok(closedEarly, `the connection was closed after ${(written / 1024).toFixed(0)} KiB of ${total / 1024} KiB`)
   t.match(ti.stats().issuers[ks.url].lastError, /more than 262144 bytes/)
   t.comment(`heap delta ${((heapAfter - heapBefore) / 1024 / 1024).toFixed(1)} MiB; server wrote ${(written / 1024).toFixed(0)} KiB`)

@@ -3,7 +3,7 @@
 // the allowlist, audience and algorithm pinning, and key rotation at the provider.
 import t from 'tap'
 import { createTrustedIssuers, resolveOptions } from '../../plugins/trusted-issuers/index.ts'
-import { decodePart, oidcProvider, providerKeys, rejection, RESOURCE, verifierApp } from './helpers.ts'
+import { decodePart, oidcProvider, providerKeys, rejection, RESOURCE, verifierApp, manualClock } from './helpers.ts'
 
 t.test('a provider token is accepted (via the decorator and over HTTP)', async (t) => {
   const op = await oidcProvider(t)
@@ -99,7 +99,8 @@ t.test('key rotation at the provider is picked up after the cooldown', async (t)
   await op.rotate([oldKey])
 
   const cooldownMs = 1000
-  const ti = createTrustedIssuers(resolveOptions({ cooldownMs, issuers: [{ issuer: op.issuer, jwksUri: `${op.issuer}/jwks`, audiences: [RESOURCE] }] }))
+  const clock = manualClock()
+  const ti = createTrustedIssuers(resolveOptions({ clock: clock.now, cooldownMs, issuers: [{ issuer: op.issuer, jwksUri: `${op.issuer}/jwks`, audiences: [RESOURCE] }] }))
   t.teardown(() => ti.close())
   await ti.verify(first)
   t.equal(op.server.count('/jwks'), 1)
@@ -110,7 +111,7 @@ t.test('key rotation at the provider is picked up after the cooldown', async (t)
   t.equal(early.code, 'INVALID_TOKEN', 'unknown kid inside the cooldown')
   t.equal(op.server.count('/jwks'), 1)
 
-  await new Promise((resolve) => setTimeout(resolve, cooldownMs + 50))
+  clock.advance(cooldownMs)
   const user = await ti.verify(rotated)
   t.equal(user.sub, 'service-a', 'the new key is used after the cooldown')
   t.equal(op.server.count('/jwks'), 2)

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
-import { ConfigError, loadConfig } from '../../lib/config.ts'
+import { ConfigError, loadConfig } from '../../server/config.ts'
 import { resolveOptions, trustedIssuers } from '../../plugins/trusted-issuers/index.ts'
 
 const SECRET_31 = 's'.repeat(31)

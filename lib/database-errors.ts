@@ -1,12 +1,14 @@
-// Prisma errors translated into Gatehouse's coded errors at the store's boundary.
-import { gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
-import { ValidationError } from '../../lib/input.ts'
+// Database errors (Prisma's and the drivers') classified into Gatehouse's coded errors: the one
+// translation the store, the services and the error handler share.
+import { gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from './errors.ts'
+import { ValidationError } from './input.ts'
 
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'EPIPE', 'EAI_AGAIN',
   '57P01', '57P02', '57P03', // PostgreSQL: admin shutdown, crash shutdown, cannot connect now
   '53300', // too many connections
   '08000', '08001', '08003', '08004', '08006', // connection exceptions
+  '3D000', '28000', '28P01', // PostgreSQL: no such database, authorization refused, bad password
   'SQLITE_BUSY', 'SQLITE_CANTOPEN', 'SQLITE_IOERR', 'SQLITE_FULL'
 ])
 

@@ -3,37 +3,40 @@
 //  - gatehouseServer: the whole server as one encapsulated plugin, to mount in any Fastify app,
 //    under a prefix if wanted (examples/embedded);
 //  - buildApp(config): a Fastify instance with the server options, the OpenAPI UI at /docs and
-//    every plugin and route registered at its root (registerGatehouse), decorators included. Tests build it with `inject`; server.ts adds listen and signals.
+//    every plugin and route registered at its root (registerGatehouse), decorators included. Tests build it with `inject`; the top-level server.ts adds listen and signals.
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import formbody from '@fastify/formbody'
 import { parse as parseForm } from 'node:querystring'
-import { assertSafeInput } from './lib/input.ts'
-import type { GatehouseConfig } from './lib/config.ts'
-import { loggerOptions } from './lib/logger.ts'
-import { errorHandler, errorSchema } from './lib/error-handler.ts'
-import { gatehouseError } from './lib/errors.ts'
-import { store, type StoreOptions } from './plugins/store/index.ts'
-import { redis } from './plugins/redis/index.ts'
-import { audit } from './plugins/audit/index.ts'
-import healthRoutes from './routes/health.ts'
-import { credentials, type CredentialsOptions } from './plugins/credentials/index.ts'
-import { tokens, tokensOptionsFromConfig, type TokensOptions } from './plugins/tokens/index.ts'
-import wellKnownRoutes from './routes/well-known/index.ts'
-import { sessions, type SessionsOptions } from './plugins/sessions/index.ts'
-import oauthRoutes from './routes/oauth/index.ts'
-import { trustedIssuers, type TrustedIssuersOptions } from './plugins/trusted-issuers/index.ts'
-import { rateLimit, type RateLimitPluginOptions } from './plugins/rate-limit/index.ts'
-import { rbac, type RbacOptions } from './plugins/rbac/index.ts'
-import { bootstrapAdmin } from './plugins/rbac/bootstrap-admin.ts'
-import { authenticate, type AuthenticateOptions } from './plugins/authenticate/index.ts'
-import authRoutes from './routes/auth/index.ts'
-import orgRoutes from './routes/orgs/index.ts'
-import adminRoutes from './routes/admin/index.ts'
-import { browser } from './plugins/browser/index.ts'
-import { mailer, type MailerOptions } from './plugins/mailer/index.ts'
-import { accounts } from './plugins/accounts/index.ts'
+import { assertSafeInput } from '../lib/input.ts'
+import type { GatehouseConfig } from './config.ts'
+import { loggerOptions } from './logger.ts'
+import { errorHandler, errorSchema } from '../lib/error-handler.ts'
+import { gatehouseError } from '../lib/errors.ts'
+import { store, type StoreOptions } from '../plugins/store/index.ts'
+import { redis } from '../plugins/redis/index.ts'
+import { audit } from '../plugins/audit/index.ts'
+import healthRoutes from '../routes/health.ts'
+import { credentials, type CredentialsOptions } from '../plugins/credentials/index.ts'
+import { tokens, type TokensOptions } from '../plugins/tokens/index.ts'
+import wellKnownRoutes from '../routes/well-known/index.ts'
+import { sessions, type SessionsOptions } from '../plugins/sessions/index.ts'
+import oauthRoutes from '../routes/oauth/index.ts'
+import { trustedIssuers, type TrustedIssuersOptions } from '../plugins/trusted-issuers/index.ts'
+import { rateLimit, type RateLimitPluginOptions } from '../plugins/rate-limit/index.ts'
+import { rbac, type RbacOptions } from '../plugins/rbac/index.ts'
+import { bootstrapAdmin } from './bootstrap-admin.ts'
+import { users } from '../plugins/users/index.ts'
+import { orgs } from '../plugins/orgs/index.ts'
+import { authenticate, type AuthenticateOptions } from '../plugins/authenticate/index.ts'
+import { accountsOptionsFromConfig, browserOptionsFromConfig, mailerOptionsFromConfig, sessionsOptionsFromConfig, tokensOptionsFromConfig } from './plugin-options.ts'
+import authRoutes from '../routes/auth/index.ts'
+import orgRoutes from '../routes/orgs/index.ts'
+import adminRoutes from '../routes/admin/index.ts'
+import { browser } from '../plugins/browser/index.ts'
+import { mailer, type MailerOptions } from '../plugins/mailer/index.ts'
+import { accounts } from '../plugins/accounts/index.ts'
 
 export interface AppOptions {
   /** gatehouse-tokens overrides (cache sizes, state TTL, key reload interval). */
@@ -92,7 +95,7 @@ export async function registerGatehouse (app: FastifyInstance, { config, ...opti
     })
   })
   await app.register(formbody, { parser: (text: string) => assertSafeInput({ ...parseForm(text) }) })
-  await app.register(browser, { corsOrigins: config.corsOrigins, ownOrigin: new URL(config.issuer).origin })
+  await app.register(browser, browserOptionsFromConfig(config))
 
   await app.register(store, { databaseUrl: config.databaseUrl, ...options.store })
   await app.register(redis, { url: config.redisUrl })
@@ -104,20 +107,15 @@ export async function registerGatehouse (app: FastifyInstance, { config, ...opti
   await app.register(rateLimit, { ...options.rateLimit })
   await app.register(credentials, options.credentials ?? {})
   await app.register(tokens, { ...tokensOptionsFromConfig(config), ...options.tokens })
-  await app.register(sessions, { refreshTokenTtl: config.refreshTokenTtl, refreshTokenMaxTtl: config.refreshTokenMaxTtl, accessTokenTtl: config.accessTokenTtl, reuseGraceSeconds: config.refreshReuseGrace, ...options.sessions })
+  await app.register(sessions, { ...sessionsOptionsFromConfig(config), ...options.sessions })
   await app.register(trustedIssuers, { ...options.trustedIssuers, issuers: config.trustedIssuers })
   await app.register(authenticate, options.authenticate ?? {})
   await app.register(rbac, options.rbac ?? {})
+  await app.register(users)
+  await app.register(orgs)
   await app.register(bootstrapAdmin, { email: config.adminEmail, password: config.adminPassword })
-  await app.register(mailer, { smtpUrl: config.smtpUrl, from: config.mailFrom, outboxDir: config.mailOutboxDir, appUrl: config.appUrl, appName: config.appName, ...options.mailer })
-  await app.register(accounts, {
-    appUrl: config.appUrl,
-    emailVerificationTtl: config.emailVerificationTtl,
-    passwordResetTtl: config.passwordResetTtl,
-    requireVerifiedEmail: config.requireVerifiedEmail,
-    accessTokenTtl: config.accessTokenTtl,
-    verifiedEmails: config.adminEmail === undefined ? [] : [config.adminEmail]
-  })
+  await app.register(mailer, { ...mailerOptionsFromConfig(config), ...options.mailer })
+  await app.register(accounts, accountsOptionsFromConfig(config))
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/auth' })

@@ -1,27 +1,77 @@
-// Organizations and memberships over Prisma. Every change of a membership that could leave an
-// organization without an admin runs in a transaction that first locks the organization's
-// row (an UPDATE: a row lock in PostgreSQL, the write lock in SQLite), so concurrent demotions
-// or removals are serialised and the count of remaining admins they check is current.
-import type { PrismaClient } from '../../plugins/store/index.ts'
-import { isUniqueViolation } from '../../plugins/store/index.ts'
+// Organizations and memberships, whichever door a change comes through. Every change of a
+// membership that could leave an organization without an admin runs in a transaction that first
+// locks the organization's row (an UPDATE: a row lock in PostgreSQL, the write lock in SQLite),
+// so concurrent demotions or removals are serialised and the count of remaining admins they
+// check is current. Roles must be roles of the organization hierarchy; every change drops the
+// cached membership on every instance and is audited through gatehouse-audit.
+import type { FastifyRequest } from 'fastify'
+import type { PrismaClient } from '../store/index.ts'
+import { isUniqueViolation } from '../store/index.ts'
 import { gatehouseError } from '../../lib/errors.ts'
+import { AUDIT_EVENTS, type Audit, type AuditEventType } from '../audit/index.ts'
 import { nextFreeSlug, slugify } from './slug.ts'
 
 type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0]
 
 export interface Member { id: string, email: string, name: string | null, role: string }
 
+/** Who makes a change and through which door: recorded with the audit event. */
+export interface OrgChangeContext {
+  /** The acting principal, recorded as the actor. */
+  actorId?: string | null
+  /**
+   * An own account acting as an org admin: its admin role is checked again under the lock (a
+   * concurrent demotion of the actor wins). Unset for an external principal, the CLI or an app.
+   */
+  ownActorId?: string
+  /** The HTTP request, for the audit event's IP and user agent. */
+  request?: FastifyRequest
+  /** A door other than HTTP, e.g. 'cli'. */
+  via?: string
+}
+
+export interface OrgsDeps {
+  prisma: PrismaClient
+  /** The organization role that administers an organization. */
+  adminRole: string
+  /** True for a role of the organization hierarchy. */
+  isOrgRole: (role: unknown) => role is string
+  normalizeEmail: (email: string) => string
+  /** Drops the cached membership of the user in the organization, on every instance. */
+  membershipChanged: (userId: string, orgId: string) => Promise<void>
+  audit: Pick<Audit, 'record'>
+}
+
 const SLUG_ATTEMPTS = 5
 const TX = { maxWait: 5_000, timeout: 10_000 }
 
-export function createOrgService (prisma: PrismaClient, adminRole: string) {
+export function createOrgs (deps: OrgsDeps) {
+  const { prisma, adminRole } = deps
+
+  function checkRole (role: unknown): string {
+    if (!deps.isOrgRole(role)) throw gatehouseError('INVALID_ROLE', `${JSON.stringify(role)} is not an organization role`)
+    return role
+  }
+
+  async function changed (type: AuditEventType, orgId: string, subjectId: string, ctx: OrgChangeContext, details: Record<string, unknown>): Promise<void> {
+    await deps.membershipChanged(subjectId, orgId)
+    deps.audit.record({ type, outcome: 'success', actorId: ctx.actorId ?? null, subjectId, orgId, details: ctx.via === undefined ? details : { ...details, via: ctx.via }, request: ctx.request })
+  }
+
   async function freeSlug (base: string): Promise<string> {
     const rows = await prisma.organization.findMany({ where: { slug: { startsWith: base } }, select: { slug: true } })
     return nextFreeSlug(base, new Set(rows.map((r) => r.slug)))
   }
 
   /** Creates the organization with `userId` as its admin; the slug is made unique (suffix -2, -3, ...). */
-  async function create (userId: string, name: string): Promise<{ id: string, name: string, slug: string }> {
+  async function create (userId: string, name: string, ctx: OrgChangeContext = {}): Promise<{ id: string, name: string, slug: string }> {
+    const org = await insert(userId, name)
+    await deps.membershipChanged(userId, org.id)
+    deps.audit.record({ type: AUDIT_EVENTS.ORG_CREATED, outcome: 'success', actorId: ctx.actorId ?? userId, subjectId: userId, orgId: org.id, details: { slug: org.slug, role: adminRole, ...(ctx.via === undefined ? {} : { via: ctx.via }) }, request: ctx.request })
+    return org
+  }
+
+  async function insert (userId: string, name: string): Promise<{ id: string, name: string, slug: string }> {
     const base = slugify(name)
     for (let attempt = 1; ; attempt++) {
       const slug = attempt <= SLUG_ATTEMPTS ? await freeSlug(base) : `${base}-${Math.random().toString(36).slice(2, 8)}`
@@ -57,9 +107,10 @@ export function createOrgService (prisma: PrismaClient, adminRole: string) {
     return { ...rest, members: memberships.map((m) => ({ ...m.user, role: m.role })) }
   }
 
-  /** Adds the (not deleted) account with this normalised email. NOT_FOUND: no such account; CONFLICT: already a member. */
-  async function addMember (orgId: string, email: string, role: string): Promise<Member> {
-    const user = await prisma.user.findFirst({ where: { email, deletedAt: null }, select: { id: true, email: true, name: true } })
+  /** Adds the (not deleted) account with this email. NOT_FOUND: no such account; CONFLICT: already a member. */
+  async function addMember (orgId: string, email: string, role: string, ctx: OrgChangeContext = {}): Promise<Member> {
+    checkRole(role)
+    const user = await prisma.user.findFirst({ where: { email: deps.normalizeEmail(email), deletedAt: null }, select: { id: true, email: true, name: true } })
     if (user === null) throw gatehouseError('NOT_FOUND', 'No account with this email')
     try {
       await prisma.membership.create({ data: { orgId, userId: user.id, role } })
@@ -67,6 +118,7 @@ export function createOrgService (prisma: PrismaClient, adminRole: string) {
       if (isUniqueViolation(err)) throw gatehouseError('CONFLICT', 'This account is already a member of the organization')
       throw err
     }
+    await changed(AUDIT_EVENTS.MEMBERSHIP_ADDED, orgId, user.id, ctx, { role })
     return { ...user, role }
   }
 
@@ -97,13 +149,14 @@ export function createOrgService (prisma: PrismaClient, adminRole: string) {
   }
 
   /**
-   * Changes a member's role; CONFLICT when it would demote the last admin. With `actorId` (an own
-   * user), the actor must still be an admin once the organization is locked.
+   * Changes a member's role; CONFLICT when it would demote the last admin. With `ctx.ownActorId`,
+   * the actor must still be an admin once the organization is locked.
    */
-  async function changeRole (orgId: string, userId: string, role: string, actorId?: string): Promise<Member & { previous: string }> {
-    return prisma.$transaction(async (tx) => {
+  async function changeRole (orgId: string, userId: string, role: string, ctx: OrgChangeContext = {}): Promise<Member & { previous: string }> {
+    checkRole(role)
+    const result = await prisma.$transaction(async (tx) => {
       await lockOrg(tx, orgId)
-      await stillAdmin(tx, orgId, actorId)
+      await stillAdmin(tx, orgId, ctx.ownActorId)
       const current = await membership(tx, orgId, userId)
       if (current.role === adminRole && role !== adminRole && await otherAdmins(tx, orgId, userId) === 0) {
         throw gatehouseError('CONFLICT', 'An organization must keep at least one admin')
@@ -112,13 +165,15 @@ export function createOrgService (prisma: PrismaClient, adminRole: string) {
       const { id, email, name } = current.user
       return { id, email, name, role, previous: current.role }
     }, TX)
+    if (result.previous !== result.role) await changed(AUDIT_EVENTS.MEMBERSHIP_CHANGED, orgId, userId, ctx, { from: result.previous, to: result.role })
+    return result
   }
 
   /** Removes a member; CONFLICT when it is the last admin. Returns the role the member had. */
-  async function removeMember (orgId: string, userId: string, actorId?: string): Promise<string> {
-    return prisma.$transaction(async (tx) => {
+  async function removeMember (orgId: string, userId: string, ctx: OrgChangeContext = {}): Promise<string> {
+    const role = await prisma.$transaction(async (tx) => {
       await lockOrg(tx, orgId)
-      await stillAdmin(tx, orgId, actorId)
+      await stillAdmin(tx, orgId, ctx.ownActorId)
       const current = await membership(tx, orgId, userId)
       if (current.role === adminRole && await otherAdmins(tx, orgId, userId) === 0) {
         throw gatehouseError('CONFLICT', 'An organization must keep at least one admin')
@@ -126,9 +181,11 @@ export function createOrgService (prisma: PrismaClient, adminRole: string) {
       await tx.membership.delete({ where: { id: current.id } })
       return current.role
     }, TX)
+    await changed(AUDIT_EVENTS.MEMBERSHIP_REMOVED, orgId, userId, ctx, { role })
+    return role
   }
 
-  return { create, get, addMember, changeRole, removeMember }
+  return { adminRole, create, get, addMember, changeRole, removeMember }
 }
 
-export type OrgService = ReturnType<typeof createOrgService>
+export type Orgs = ReturnType<typeof createOrgs>

@@ -8,10 +8,11 @@
 // password is never logged.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { ConfigError } from '../../lib/config.ts'
-import { isGatehouseError } from '../../lib/errors.ts'
-import { isUniqueViolation } from '../store/index.ts'
-import { roleList } from './hierarchy.ts'
+import { ConfigError } from '../lib/options.ts'
+import { isGatehouseError } from '../lib/errors.ts'
+import { isUniqueViolation } from '../plugins/store/index.ts'
+import { parseRoles } from '../lib/roles.ts'
+import { AUDIT_EVENTS } from '../plugins/audit/index.ts'
 
 export interface BootstrapAdminOptions {
   /** The account's email (normalised by gatehouse-credentials). Nothing happens when unset. */
@@ -37,9 +38,7 @@ async function ensureAdmin (fastify: FastifyInstance, email: string, password: s
       return ensureAdmin(fastify, email, password, role)
     }
   }
-  const roles = (() => {
-    try { return roleList(JSON.parse(existing.roles)) } catch { return [] }
-  })()
+  const roles = parseRoles(existing.roles)
   const fine = roles.includes(role) && existing.status === 'active' && existing.deletedAt === null && existing.passwordHash !== null
   if (fine) return { id: existing.id, result: 'unchanged' }
   // Anyone may have registered this address before the operator set ADMIN_EMAIL: the account
@@ -82,7 +81,7 @@ async function bootstrapAdminPlugin (fastify: FastifyInstance, options: Bootstra
   const { id, result } = await ensureAdmin(fastify, email, password, role)
   if (result !== 'unchanged') {
     if (fastify.hasDecorator('tokens')) await fastify.tokens.userChanged(id)
-    fastify.audit.record({ type: 'roles_changed', outcome: 'success', subjectId: id, reason: 'bootstrap_admin', details: { role, result } })
+    fastify.audit.record({ type: AUDIT_EVENTS.ROLES_CHANGED, outcome: 'success', subjectId: id, reason: 'bootstrap_admin', details: { role, result } })
   }
   if (result === 'promoted') {
     fastify.log.warn({ userId: id, email, result }, `bootstrap admin ${email}: an existing account was promoted to ${role}; its password is now ADMIN_PASSWORD and its sessions, access tokens and API keys were revoked`)

@@ -1,0 +1,38 @@
+// The audit event types Gatehouse records: every `type` it writes is one of these. Apps that
+// record through gatehouse-audit may add their own.
+
+/** The event types Gatehouse records (apps may add their own). */
+export const AUDIT_EVENTS = Object.freeze({
+  REGISTER: 'register',
+  LOGIN: 'login',
+  /** outcome 'failure', reason: unknown_user | bad_password | disabled | rate_limited | ... */
+  LOGIN_FAILURE: 'login',
+  REFRESH: 'refresh',
+  REFRESH_REUSE: 'refresh_reuse',
+  LOGOUT: 'logout',
+  LOGOUT_ALL: 'logout_all',
+  PASSWORD_CHANGE: 'password_change',
+  API_KEY_CREATED: 'api_key_created',
+  API_KEY_REVOKED: 'api_key_revoked',
+  ROLES_CHANGED: 'roles_changed',
+  ORG_CREATED: 'org_created',
+  MEMBERSHIP_ADDED: 'membership_added',
+  MEMBERSHIP_CHANGED: 'membership_changed',
+  MEMBERSHIP_REMOVED: 'membership_removed',
+  USER_DISABLED: 'user_disabled',
+  USER_ENABLED: 'user_enabled',
+  USER_DELETED: 'user_deleted',
+  CLIENT_CREATED: 'client_created',
+  /** An access token issued to an OAuth client (client_credentials grant). */
+  CLIENT_CREDENTIALS: 'client_credentials',
+  KEY_ROTATED: 'key_rotated',
+  KEY_RETIRED: 'key_retired',
+  EMAIL_VERIFICATION_SENT: 'email_verification_sent',
+  EMAIL_VERIFIED: 'email_verified',
+  EMAIL_CHANGE_REQUESTED: 'email_change_requested',
+  EMAIL_CHANGED: 'email_changed',
+  PASSWORD_RESET_REQUESTED: 'password_reset_requested',
+  PASSWORD_RESET: 'password_reset'
+})
+
+export type AuditEventType = typeof AUDIT_EVENTS[keyof typeof AUDIT_EVENTS]

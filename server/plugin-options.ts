@@ -1,0 +1,47 @@
+// The plugins' options of the standalone server, from its configuration (CONTRACT §2). The
+// plugins themselves know nothing of environment variables.
+import type { GatehouseConfig } from './config.ts'
+import type { TokensOptions } from '../plugins/tokens/index.ts'
+import type { SessionsOptions } from '../plugins/sessions/index.ts'
+import type { BrowserOptions } from '../plugins/browser/index.ts'
+import type { MailerOptions } from '../plugins/mailer/index.ts'
+import type { AccountsOptions } from '../plugins/accounts/index.ts'
+
+export function tokensOptionsFromConfig (config: Pick<GatehouseConfig, 'issuer' | 'audience' | 'keysDir' | 'signingAlgorithm' | 'accessTokenTtl'>): TokensOptions {
+  return {
+    issuer: config.issuer,
+    audience: config.audience,
+    keysDir: config.keysDir,
+    signingAlgorithm: config.signingAlgorithm,
+    accessTokenTtl: config.accessTokenTtl
+  }
+}
+
+export function sessionsOptionsFromConfig (config: Pick<GatehouseConfig, 'refreshTokenTtl' | 'refreshTokenMaxTtl' | 'accessTokenTtl' | 'refreshReuseGrace'>): SessionsOptions {
+  return {
+    refreshTokenTtl: config.refreshTokenTtl,
+    refreshTokenMaxTtl: config.refreshTokenMaxTtl,
+    accessTokenTtl: config.accessTokenTtl,
+    reuseGraceSeconds: config.refreshReuseGrace
+  }
+}
+
+export function browserOptionsFromConfig (config: Pick<GatehouseConfig, 'corsOrigins' | 'issuer'>): BrowserOptions {
+  return { corsOrigins: config.corsOrigins, ownOrigin: new URL(config.issuer).origin }
+}
+
+export function mailerOptionsFromConfig (config: Pick<GatehouseConfig, 'smtpUrl' | 'mailFrom' | 'mailOutboxDir' | 'appUrl' | 'appName'>): MailerOptions {
+  return { smtpUrl: config.smtpUrl, from: config.mailFrom, outboxDir: config.mailOutboxDir, appUrl: config.appUrl, appName: config.appName }
+}
+
+/** The bootstrap admin's address counts as verified: the operator vouches for it. */
+export function accountsOptionsFromConfig (config: Pick<GatehouseConfig, 'appUrl' | 'emailVerificationTtl' | 'passwordResetTtl' | 'requireVerifiedEmail' | 'accessTokenTtl' | 'adminEmail'>): AccountsOptions {
+  return {
+    appUrl: config.appUrl,
+    emailVerificationTtl: config.emailVerificationTtl,
+    passwordResetTtl: config.passwordResetTtl,
+    requireVerifiedEmail: config.requireVerifiedEmail,
+    accessTokenTtl: config.accessTokenTtl,
+    verifiedEmails: config.adminEmail === undefined ? [] : [config.adminEmail]
+  }
+}
