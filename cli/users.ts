@@ -24,12 +24,13 @@ export const usersCommand: Command = {
     '         without --password-stdin a strong password is generated and printed once',
     '       gatehouse users disable <email|id>      the user\'s sessions and tokens stop at once',
     '       gatehouse users enable <email|id>',
-    '       gatehouse users set-role <email|id> <ROLE[,ROLE]>'
+    '       gatehouse users set-role <email|id> <ROLE[,ROLE]>',
+    '       gatehouse users verify-email <email|id>  mark the address as verified (no mail is sent)'
   ].join('\n'),
   async run (args, config) {
     const [action, ...rest] = args
-    if (!['create', 'disable', 'enable', 'set-role'].includes(action ?? '')) {
-      throw new UsageError(action === undefined ? 'name an action: create, disable, enable or set-role' : `unknown action "${action}"`)
+    if (!['create', 'disable', 'enable', 'set-role', 'verify-email'].includes(action ?? '')) {
+      throw new UsageError(action === undefined ? 'name an action: create, disable, enable, set-role or verify-email' : `unknown action "${action}"`)
     }
     const { positional, flags } = parseArgs(rest, { name: true, role: true, 'password-stdin': false })
     const via = { via: 'cli' }
@@ -50,6 +51,11 @@ export const usersCommand: Command = {
       if (positional.length !== (action === 'set-role' ? 2 : 1)) throw new UsageError(action === 'set-role' ? 'name a user and the roles' : 'name exactly one user')
       return await withApp(config, async (app) => {
         const user = await app.users.find(positional[0])
+        if (action === 'verify-email') {
+          await app.accounts.markVerified(user.id, 'cli')
+          out(`${user.email}: the address is marked as verified`)
+          return 0
+        }
         if (action === 'set-role') {
           const roles = roleList(positional[1])
           if (roles.length === 0) throw new UsageError('name at least one role')

@@ -129,7 +129,7 @@ class Client implements GatehouseClient {
     let failure: unknown
     try {
       if (tokens !== null) {
-        const post = (t: StoredTokens): Promise<Sent> => this.#post('/auth/logout', { refresh_token: t.refreshToken }, `Bearer ${t.accessToken}`)
+        const post = (t: StoredTokens): Promise<Sent> => this.#post('/auth/logout', this.#options.cookieSession ? {} : { refresh_token: t.refreshToken }, `Bearer ${t.accessToken}`)
         let { response } = await post(tokens)
         if (response.status === 401 && (await peekCode(response)) === 'TOKEN_EXPIRED') {
           // The access token lapsed but the refresh token may live: renew once so the server
@@ -229,16 +229,20 @@ class Client implements GatehouseClient {
   // -- sessions -------------------------------------------------------------------------------
 
   async #post (path: string, body: unknown, authorization?: string): Promise<Sent> {
-    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' }
+    const headers: Record<string, string> = { accept: 'application/json' }
+    if (body !== undefined) headers['content-type'] = 'application/json'
     if (authorization !== undefined) headers.authorization = authorization
-    return send(this.#options.fetch, this.#options.base + path, { method: 'POST', headers, body: JSON.stringify(body) }, this.#options.now)
+    const init: RequestInit = { method: 'POST', headers, body: body === undefined ? undefined : JSON.stringify(body) }
+    // Browser mode: the session calls carry (and receive) the refresh cookie, across origins too.
+    if (this.#options.cookieSession) init.credentials = 'include'
+    return send(this.#options.fetch, this.#options.base + path, init, this.#options.now)
   }
 
   async #startSession (path: string, body: { email: string, password: string, name?: string }, via: 'login' | 'register' | 'credentials'): Promise<GatehouseUser | undefined> {
     this.#transient.add(body.password)
     const epoch = ++this.#epoch
     try {
-      let sent = await this.#post(path, body)
+      let sent = await this.#post(path, this.#options.cookieSession ? { ...body, session: 'cookie' } : body)
       if (sent.response.status === 401 && this.#options.mfa !== undefined && (await peekCode(sent.response)) === 'MFA_REQUIRED') {
         sent = await this.#secondFactor(sent.response)
       }
@@ -296,14 +300,17 @@ class Client implements GatehouseClient {
 
   /** Stores the tokens of a token response, with expiry and refresh time on the local clock. */
   async #adopt (data: TokenResponseBody, sent: Sent): Promise<StoredTokens> {
-    if (data === null || typeof data !== 'object' || typeof data.access_token !== 'string' || typeof data.refresh_token !== 'string' || data.access_token === '' || data.refresh_token === '') {
+    // In browser mode the refresh token is the server's HttpOnly cookie: the body has none.
+    const cookie = this.#options.cookieSession
+    if (data === null || typeof data !== 'object' || typeof data.access_token !== 'string' || data.access_token === '' ||
+      (!cookie && (typeof data.refresh_token !== 'string' || data.refresh_token === ''))) {
       throw new GatehouseNetworkError({ kind: 'network', code: 'INVALID_RESPONSE', status: sent.response.status, message: 'The token response lacks access_token or refresh_token' })
     }
     const offset = clockOffsetMs(sent.response.headers.get('date'), sent.sentAt, sent.receivedAt)
     if (offset !== undefined) this.#offsetMs = offset
     const expiresAt = expiryFrom({ expiresIn: data.expires_in, exp: tokenExp(data.access_token), sentAt: sent.sentAt, offsetMs: this.#offsetMs }) ?? UNKNOWN_EXPIRY
     const refreshAt = refreshAtFrom({ issuedAt: sent.sentAt, expiresAt, skewMs: this.#options.skewMs, jitterMs: this.#options.jitterMs, random: this.#options.random() })
-    const tokens: StoredTokens = { accessToken: data.access_token, refreshToken: data.refresh_token, expiresAt, refreshAt }
+    const tokens: StoredTokens = { accessToken: data.access_token, refreshToken: cookie ? '' : data.refresh_token as string, expiresAt, refreshAt }
     await this.#store(tokens)
     return tokens
   }
@@ -337,8 +344,20 @@ class Client implements GatehouseClient {
         this.#generation++
         this.#schedule()
       }
+      if (this.#options.cookieSession && this.#generation === 0) await this.#restore()
     })()
     await this.#loading
+  }
+
+  /** Browser mode after a page reload: the cookie, if the browser still has a live one, gives a new access token. */
+  async #restore (): Promise<void> {
+    try {
+      await this.#withStorageLock(() => this.#refreshWith(''))
+      this.#log('info', 'session restored from the refresh cookie')
+    } catch (err) {
+      // No cookie, or a dead one: simply not signed in. Anything else is worth a line.
+      if (!isTerminalRefreshFailure(err)) this.#log('warn', 'could not restore the session', { code: (err as GatehouseClientError)?.code, status: (err as GatehouseClientError)?.status })
+    }
   }
 
   #schedule (): void {
@@ -434,7 +453,7 @@ class Client implements GatehouseClient {
 
   async #refreshWith (refreshToken: string): Promise<StoredTokens> {
     const epoch = this.#epoch
-    const sent = await this.#post('/auth/refresh', { refresh_token: refreshToken })
+    const sent = await this.#post('/auth/refresh', this.#options.cookieSession ? undefined : { refresh_token: refreshToken })
     const data = await readJson<TokenResponseBody>(sent.response)
     // A logout (or a new login) while this refresh was in flight wins: do not bring the old session back.
     if (epoch !== this.#epoch) {
@@ -478,7 +497,8 @@ class Client implements GatehouseClient {
   /** Web Locks (browsers) serialize refreshes across tabs that share a storage. */
   async #withStorageLock<T> (fn: () => Promise<T>): Promise<T> {
     const locks = (globalThis as { navigator?: { locks?: { request?: (name: string, cb: () => Promise<T>) => Promise<T> } } }).navigator?.locks
-    if (this.#options.storageIsDefault || typeof locks?.request !== 'function') return fn()
+    // Tabs of a browser-mode app share the cookie: they take turns too.
+    if ((this.#options.storageIsDefault && !this.#options.cookieSession) || typeof locks?.request !== 'function') return fn()
     return locks.request(`gatehouse-refresh:${this.#options.base}`, fn)
   }
 

@@ -67,6 +67,14 @@ export interface ClientOptions {
   /** API-key mode: every request carries `Authorization: ApiKey <key>`; no login, no refresh. */
   apiKey?: string
   /**
+   * Browser mode (`'cookie'`): the server keeps the refresh token in an HttpOnly cookie, so it is
+   * never in JavaScript memory or storage; the client holds the access token in memory only and,
+   * after a page reload, gets a new one by refreshing with the cookie. The server must list the
+   * page's origin in CORS_ORIGINS (or be the same origin). Not combinable with `storage` or
+   * `apiKey`. @default 'body'
+   */
+  session?: 'body' | 'cookie'
+  /**
    * Other origins (e.g. a resource server, `https://api.example.com`) the Authorization header may
    * be sent to; the base URL's origin is always allowed. @default []
    */
@@ -93,6 +101,8 @@ export interface ResolvedOptions {
   readonly logger: ClientLogger | undefined
   readonly onSessionExpired: ClientOptions['onSessionExpired']
   readonly apiKey: string | undefined
+  /** Browser mode: the refresh token is the server's HttpOnly cookie. */
+  readonly cookieSession: boolean
   readonly now: () => number
   readonly random: () => number
 }
@@ -147,6 +157,12 @@ export function resolveOptions (input: ClientOptions): ResolvedOptions {
     if (input.credentials !== undefined || input.storage !== undefined) throw configError('INVALID_OPTION', 'apiKey cannot be combined with credentials or storage')
   }
 
+  if (input.session !== undefined && input.session !== 'body' && input.session !== 'cookie') throw configError('INVALID_OPTION', "session must be 'body' or 'cookie'")
+  const cookieSession = input.session === 'cookie'
+  if (cookieSession && (apiKey !== undefined || input.storage !== undefined)) {
+    throw configError('INVALID_OPTION', "session: 'cookie' cannot be combined with apiKey or storage (the refresh token stays in the browser's cookie)")
+  }
+
   const globalFetch = (globalThis as { fetch?: FetchFunction }).fetch
   const fetchFn = optionalFunction(input.fetch, 'fetch') ??
     (typeof globalFetch === 'function' ? (resource: string | URL | Request, init?: RequestInit) => globalFetch(resource, init) : undefined)
@@ -171,6 +187,7 @@ export function resolveOptions (input: ClientOptions): ResolvedOptions {
     logger: input.logger,
     onSessionExpired: optionalFunction(input.onSessionExpired, 'onSessionExpired'),
     apiKey,
+    cookieSession,
     now: optionalFunction(input.now, 'now') ?? Date.now,
     random: optionalFunction(input.random, 'random') ?? Math.random
   })

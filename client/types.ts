@@ -19,7 +19,8 @@ export interface GatehouseUser {
 /** The token response of /auth/login, /auth/register and /auth/refresh. */
 export interface TokenResponseBody {
   access_token: string
-  refresh_token: string
+  /** Absent in browser mode (`session: 'cookie'`): the refresh token is then an HttpOnly cookie. */
+  refresh_token?: string
   token_type: string
   expires_in: number
   user?: GatehouseUser

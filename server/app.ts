@@ -31,10 +31,13 @@ import { users } from '../plugins/users/index.ts'
 import { orgs } from '../plugins/orgs/index.ts'
 import { authenticate, type AuthenticateOptions } from '../plugins/authenticate/index.ts'
 import { mfa, type MfaOptions } from '../plugins/mfa/index.ts'
-import { mfaOptionsFromConfig, sessionsOptionsFromConfig, tokensOptionsFromConfig } from './plugin-options.ts'
+import { accountsOptionsFromConfig, browserOptionsFromConfig, mailerOptionsFromConfig, mfaOptionsFromConfig, sessionsOptionsFromConfig, tokensOptionsFromConfig } from './plugin-options.ts'
 import authRoutes from '../routes/auth/index.ts'
 import orgRoutes from '../routes/orgs/index.ts'
 import adminRoutes from '../routes/admin/index.ts'
+import { browser } from '../plugins/browser/index.ts'
+import { mailer, type MailerOptions } from '../plugins/mailer/index.ts'
+import { accounts } from '../plugins/accounts/index.ts'
 
 export interface AppOptions {
   /** gatehouse-tokens overrides (cache sizes, state TTL, key reload interval). */
@@ -59,6 +62,8 @@ export interface AppOptions {
   rbac?: RbacOptions
   /** gatehouse-mfa overrides (clock, attempts, lifetimes); keys and WebAuthn settings come from the config. */
   mfa?: Partial<MfaOptions>
+  /** gatehouse-mailer overrides (templates, retries, a transport of your own); SMTP and addresses come from the config. */
+  mailer?: Partial<MailerOptions>
 }
 
 export const VERSION = '0.1.0'
@@ -93,6 +98,7 @@ export async function registerGatehouse (app: FastifyInstance, { config, ...opti
     })
   })
   await app.register(formbody, { parser: (text: string) => assertSafeInput({ ...parseForm(text) }) })
+  await app.register(browser, browserOptionsFromConfig(config))
 
   await app.register(store, { databaseUrl: config.databaseUrl, ...options.store })
   await app.register(redis, { url: config.redisUrl })
@@ -112,6 +118,8 @@ export async function registerGatehouse (app: FastifyInstance, { config, ...opti
   await app.register(orgs)
   await app.register(bootstrapAdmin, { email: config.adminEmail, password: config.adminPassword })
   await app.register(mfa, { ...mfaOptionsFromConfig(config), ...options.mfa })
+  await app.register(mailer, { ...mailerOptionsFromConfig(config), ...options.mailer })
+  await app.register(accounts, accountsOptionsFromConfig(config))
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/auth' })

@@ -10,7 +10,7 @@ import { checkWebAuthn, MfaOptionsError } from '../plugins/mfa/options.ts'
 export { ConfigError }
 export type { SigningAlgorithm }
 
-export interface GatehouseConfig {
+export interface GatehouseConfig extends AccountsConfig {
   port: number
   host: string
   databaseUrl: string
@@ -44,6 +44,25 @@ export interface GatehouseConfig {
   webauthnRpId?: string
   /** WEBAUTHN_ORIGINS. */
   webauthnOrigins: string[]
+}
+
+/** The account-mail and browser settings (CONTRACT §9, §10). */
+export interface AccountsConfig {
+  /** smtp:// or smtps:// URL of the mail server; unset = mails are written to mailOutboxDir. */
+  smtpUrl?: string
+  mailFrom: string
+  /** Where the links in mails point (`<appUrl>/verify-email?token=...`). */
+  appUrl: string
+  /** The product name mails speak of. */
+  appName: string
+  mailOutboxDir: string
+  /** Seconds a verification (or email-change) link stays valid. */
+  emailVerificationTtl: number
+  /** Seconds a password-reset link stays valid. */
+  passwordResetTtl: number
+  requireVerifiedEmail: boolean
+  /** Exact origins allowed to call the API from a browser with credentials. */
+  corsOrigins: string[]
 }
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -117,6 +136,77 @@ function parseTrustProxy (raw: string | undefined): GatehouseConfig['trustProxy'
   return entries
 }
 
+function absoluteHttpUrl (raw: string, variable: string): string {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError(variable, `must be an absolute URL, got ${JSON.stringify(raw)}`)
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError(variable, 'must be an http:// or https:// URL')
+  return raw.replace(/\/+$/, '')
+}
+
+/** One exact origin: scheme, host and optional port, nothing else (no path, no wildcard). */
+export function parseOrigin (raw: string): string | null {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    return null
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return null
+  // A host name or an IP literal: no wildcard, no other character a URL parser lets through.
+  if (!/^([a-z0-9-]+\.)*[a-z0-9-]+$|^\[[0-9a-f:.]+\]$/i.test(url.hostname)) return null
+  return url.origin === raw ? raw : null
+}
+
+/** SMTP_URL, MAIL_FROM, APP_URL, APP_NAME, MAIL_OUTBOX_DIR, EMAIL_VERIFICATION_TTL, PASSWORD_RESET_TTL,
+ * REQUIRE_VERIFIED_EMAIL and CORS_ORIGINS. */
+function loadAccountsConfig (env: NodeJS.ProcessEnv, issuer: string): AccountsConfig {
+  const smtpUrl = env.SMTP_URL?.trim() || undefined
+  if (smtpUrl !== undefined) {
+    let url: URL | undefined
+    try { url = new URL(smtpUrl) } catch {}
+    if (url === undefined || (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') || url.hostname === '') {
+      throw new ConfigError('SMTP_URL', 'must be an smtp:// or smtps:// URL with a host (smtp://user:pass@host:port)')
+    }
+  }
+  const mailFrom = env.MAIL_FROM?.trim() || 'Gatehouse <no-reply@localhost>'
+  if (!/@/.test(mailFrom) || /[\r\n]/.test(mailFrom)) throw new ConfigError('MAIL_FROM', 'must be an address such as "Gatehouse <no-reply@example.com>"')
+  const appUrl = absoluteHttpUrl(env.APP_URL?.trim() || issuer, 'APP_URL')
+  const appName = env.APP_NAME?.trim() || 'Gatehouse'
+  if (appName.length > 100 || /[\r\n<>]/.test(appName)) throw new ConfigError('APP_NAME', 'must be at most 100 characters, without line breaks or angle brackets')
+  const mailOutboxDir = env.MAIL_OUTBOX_DIR?.trim() || './data/outbox'
+
+  const emailVerificationTtl = integer(env, 'EMAIL_VERIFICATION_TTL', 86_400, 60, 30 * 86_400)
+  const passwordResetTtl = integer(env, 'PASSWORD_RESET_TTL', 1800, 60, 86_400)
+
+  const rawRequire = env.REQUIRE_VERIFIED_EMAIL?.trim().toLowerCase() || 'false'
+  if (rawRequire !== 'true' && rawRequire !== 'false') throw new ConfigError('REQUIRE_VERIFIED_EMAIL', 'must be true or false')
+
+  const corsOrigins: string[] = []
+  for (const entry of (env.CORS_ORIGINS ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const origin = parseOrigin(entry)
+    if (origin === null) {
+      throw new ConfigError('CORS_ORIGINS', `${JSON.stringify(entry)} is not an exact origin (scheme://host[:port], no path, no wildcard)`)
+    }
+    if (!corsOrigins.includes(origin)) corsOrigins.push(origin)
+  }
+
+  return {
+    smtpUrl,
+    mailFrom,
+    appUrl,
+    appName,
+    mailOutboxDir,
+    emailVerificationTtl,
+    passwordResetTtl,
+    requireVerifiedEmail: rawRequire === 'true',
+    corsOrigins
+  }
+}
+
 /** Reads and validates the configuration. Throws ConfigError naming the bad variable. */
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatehouseConfig {
   const port = integer(env, 'PORT', 3000, 0, 65535)
@@ -185,7 +275,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatehouseConf
   const logLevel = env.LOG_LEVEL?.trim() || 'info'
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError('LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')}`)
 
+  const accounts = loadAccountsConfig(env, issuer)
+
   return Object.freeze({
+    ...accounts,
     port,
     host,
     databaseUrl,

@@ -4,6 +4,9 @@ import type { GatehouseConfig } from './config.ts'
 import type { TokensOptions } from '../plugins/tokens/index.ts'
 import type { SessionsOptions } from '../plugins/sessions/index.ts'
 import type { MfaOptions } from '../plugins/mfa/index.ts'
+import type { BrowserOptions } from '../plugins/browser/index.ts'
+import type { MailerOptions } from '../plugins/mailer/index.ts'
+import type { AccountsOptions } from '../plugins/accounts/index.ts'
 
 export function tokensOptionsFromConfig (config: Pick<GatehouseConfig, 'issuer' | 'audience' | 'keysDir' | 'signingAlgorithm' | 'accessTokenTtl'>): TokensOptions {
   return {
@@ -24,10 +27,31 @@ export function sessionsOptionsFromConfig (config: Pick<GatehouseConfig, 'refres
   }
 }
 
+
 /** The TOTP sealing key lives with the signing keys; passkeys are off without an RP id. */
 export function mfaOptionsFromConfig (config: Pick<GatehouseConfig, 'keysDir' | 'webauthnRpId' | 'webauthnOrigins'>): MfaOptions {
   return {
     keysDir: config.keysDir,
     webauthn: config.webauthnRpId === undefined ? undefined : { rpId: config.webauthnRpId, origins: config.webauthnOrigins }
+  }
+}
+
+export function browserOptionsFromConfig (config: Pick<GatehouseConfig, 'corsOrigins' | 'issuer'>): BrowserOptions {
+  return { corsOrigins: config.corsOrigins, ownOrigin: new URL(config.issuer).origin }
+}
+
+export function mailerOptionsFromConfig (config: Pick<GatehouseConfig, 'smtpUrl' | 'mailFrom' | 'mailOutboxDir' | 'appUrl' | 'appName'>): MailerOptions {
+  return { smtpUrl: config.smtpUrl, from: config.mailFrom, outboxDir: config.mailOutboxDir, appUrl: config.appUrl, appName: config.appName }
+}
+
+/** The bootstrap admin's address counts as verified: the operator vouches for it. */
+export function accountsOptionsFromConfig (config: Pick<GatehouseConfig, 'appUrl' | 'emailVerificationTtl' | 'passwordResetTtl' | 'requireVerifiedEmail' | 'accessTokenTtl' | 'adminEmail'>): AccountsOptions {
+  return {
+    appUrl: config.appUrl,
+    emailVerificationTtl: config.emailVerificationTtl,
+    passwordResetTtl: config.passwordResetTtl,
+    requireVerifiedEmail: config.requireVerifiedEmail,
+    accessTokenTtl: config.accessTokenTtl,
+    verifiedEmails: config.adminEmail === undefined ? [] : [config.adminEmail]
   }
 }

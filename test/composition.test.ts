@@ -2,8 +2,8 @@
 // step answers when the next one would answer differently:
 //   onRequest: rate limiter, then authenticate  ->  body parsing and validation  ->
 //   preHandler: rbac guard  ->  handler  ->  service (fastify.users, ...)  ->  store
-// and the composition rules: a verifier registered after authenticate, the store after rbac, or
-// Redis after rate-limit, fails at ready instead of being silently left out.
+// and the composition rules: a verifier registered after authenticate, the store after rbac,
+// Redis after rate-limit, or audit after accounts, fails at ready instead of being silently left out.
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -16,6 +16,9 @@ import { createTestDatabase } from './helpers/databases.ts'
 import { redisUrl, REDIS_SKIP_REASON } from './helpers/redis.ts'
 import { rateLimit } from '../plugins/rate-limit/index.ts'
 import { redis } from '../plugins/redis/index.ts'
+import { audit } from '../plugins/audit/index.ts'
+import { mailer } from '../plugins/mailer/index.ts'
+import { accounts } from '../plugins/accounts/index.ts'
 
 const PASSWORD = 'composition passphrase 8812'
 
@@ -98,4 +101,24 @@ t.test('rate-limit fails at ready when a Redis client is registered after it', {
   ordered.register(redis, { url })
   ordered.register(rateLimit)
   await t.resolves(Promise.resolve(ordered.ready()), 'Redis first: the counters are shared')
+})
+
+t.test('accounts fails at ready when audit is registered after it', async (t) => {
+  const db = await createTestDatabase('sqlite')
+  t.teardown(() => db.drop())
+  const compose = (auditFirst: boolean): FastifyInstance => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    app.register(store, { databaseUrl: db.url })
+    if (auditFirst) app.register(audit)
+    // Stand-ins with the names accounts depends on: only the order of audit is under test.
+    app.register(fp(async (f: FastifyInstance) => { f.decorate('credentials', {} as never) }, { name: 'gatehouse-credentials' }))
+    app.register(fp(async (f: FastifyInstance) => { f.decorate('tokens', {} as never) }, { name: 'gatehouse-tokens' }))
+    app.register(mailer, { appUrl: 'http://127.0.0.1', transport: { description: 'nowhere', send: async () => {}, close: () => {} } })
+    app.register(accounts, { appUrl: 'http://127.0.0.1' })
+    if (!auditFirst) app.register(audit)
+    return app
+  }
+  await t.rejects(Promise.resolve(compose(false).ready()), { name: 'OptionsError', code: 'GATEHOUSE_INVALID_OPTION', plugin: 'gatehouse-accounts', option: 'audit' })
+  await t.resolves(Promise.resolve(compose(true).ready()), 'audit first: account events are recorded')
 })

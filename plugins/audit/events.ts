@@ -38,7 +38,13 @@ export const AUDIT_EVENTS = Object.freeze({
   PASSKEY_REGISTERED: 'passkey_registered',
   PASSKEY_REMOVED: 'passkey_removed',
   /** Every second factor of an account removed by an admin or the CLI. */
-  MFA_RESET: 'mfa_reset'
+  MFA_RESET: 'mfa_reset',
+  EMAIL_VERIFICATION_SENT: 'email_verification_sent',
+  EMAIL_VERIFIED: 'email_verified',
+  EMAIL_CHANGE_REQUESTED: 'email_change_requested',
+  EMAIL_CHANGED: 'email_changed',
+  PASSWORD_RESET_REQUESTED: 'password_reset_requested',
+  PASSWORD_RESET: 'password_reset'
 })
 
 export type AuditEventType = typeof AUDIT_EVENTS[keyof typeof AUDIT_EVENTS]

@@ -38,7 +38,7 @@ export default credentials
 export { resolveOptions } from './options.ts'
 export type { CredentialsOptions, Argon2Parameters } from './options.ts'
 export type { Credentials, ApiKeyCreated, LoginThrottle, ThrottleAttempt } from './service.ts'
-export { normalizeEmail } from './policy.ts'
+export { normalizeEmail, isPlausibleEmail } from './policy.ts'
 export { CredentialsOptionsError } from './options.ts'
 export { parseRoles } from '../../lib/roles.ts'
 export { MissingPeerError } from '../../lib/peer.ts'

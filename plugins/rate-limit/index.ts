@@ -11,17 +11,21 @@ import { AUTH_CLASSES, RATE_LIMIT_CLASSES, RateLimitOptionsError, resolveOptions
 import { clientAddressKey, refreshFamilyId } from './client-key.ts'
 import { MemoryCounters, RedisCounters, StoreHealth, createStoreClass } from './counters.ts'
 import { MemoryThrottle, RedisThrottle, createLoginThrottle, type LoginThrottle } from './login-throttle.ts'
+import { createLimitByKey, type LimitByKey } from './keyed.ts'
 import { SpentAddresses, isFailedCredential } from './failures.ts'
 
 export { RATE_LIMIT_CLASSES, DEFAULT_CLASSES, resolveOptions, RateLimitOptionsError } from './options.ts'
 export type { RateLimitClass, RateLimitOptions, RateLimitPluginOptions, ClassLimit, LoginThrottleOptions } from './options.ts'
 export type { LoginThrottle, LoginAttempt } from './login-throttle.ts'
 export { clientAddressKey, refreshFamilyId } from './client-key.ts'
+export type { LimitByKey } from './keyed.ts'
 export { isFailedCredential, FAILED_CREDENTIAL_CODES } from './failures.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
     loginThrottle: LoginThrottle
+    /** A budget keyed by a recipient or an account instead of the client address. */
+    limitByKey: LimitByKey
   }
   interface FastifyContextConfig {
     /** The per-IP preset of gatehouse-rate-limit this route uses. */
@@ -213,6 +217,7 @@ async function rateLimitPlugin (fastify: FastifyInstance, input: RateLimitPlugin
     store: Store as never,
     skipOnError: false
   })
+  fastify.decorate('limitByKey', createLimitByKey(fastify, options.classes))
 }
 
 export const rateLimit = fp(rateLimitPlugin, { name: 'gatehouse-rate-limit', fastify: '5.x' })

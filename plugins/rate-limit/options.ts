@@ -4,11 +4,11 @@
 import type { Redis } from 'ioredis'
 import { OptionsError, optionChecks } from '../../lib/options.ts'
 
-export const RATE_LIMIT_CLASSES = ['login', 'register', 'refresh', 'token', 'default'] as const
+export const RATE_LIMIT_CLASSES = ['login', 'register', 'refresh', 'token', 'mail', 'mail_target', 'default'] as const
 export type RateLimitClass = typeof RATE_LIMIT_CLASSES[number]
 
 /** Classes that guard credentials: a store fault answers 503 for them unless `failOpen`. */
-export const AUTH_CLASSES: ReadonlySet<RateLimitClass> = new Set(['login', 'register', 'refresh', 'token'])
+export const AUTH_CLASSES: ReadonlySet<RateLimitClass> = new Set(['login', 'register', 'refresh', 'token', 'mail', 'mail_target'])
 
 export interface ClassLimit {
   /** Requests allowed per window and key. */
@@ -20,12 +20,18 @@ export interface ClassLimit {
 const MINUTE = 60_000
 const HOUR = 60 * MINUTE
 
-/** Per-IP (refresh: per token family) presets. */
+/**
+ * Per-IP (refresh: per token family) presets. `mail` guards the routes that send mail (password
+ * forgot, verification resend, email change) per address; `mail_target` is the budget of one
+ * recipient or account on those routes (`fastify.limitByKey`), whoever asks.
+ */
 export const DEFAULT_CLASSES: Readonly<Record<RateLimitClass, Readonly<ClassLimit>>> = Object.freeze({
   login: Object.freeze({ max: 10, timeWindowMs: MINUTE }),
   token: Object.freeze({ max: 10, timeWindowMs: MINUTE }),
   register: Object.freeze({ max: 5, timeWindowMs: HOUR }),
   refresh: Object.freeze({ max: 30, timeWindowMs: MINUTE }),
+  mail: Object.freeze({ max: 10, timeWindowMs: HOUR }),
+  mail_target: Object.freeze({ max: 3, timeWindowMs: 15 * MINUTE }),
   default: Object.freeze({ max: 1000, timeWindowMs: MINUTE })
 })
 

@@ -27,6 +27,6 @@ export default sessions
 export { resolveOptions, type SessionsOptions } from './options.ts'
 export { createSessionService, tokenResponseSchema, type SessionService, type TokenIssuer, type TokenResponse } from './service.ts'
 export { createOAuthClient, findOAuthClient, verifyClientSecret, GRANT_TYPES, type GrantType } from './clients.ts'
-export { DEFAULT_CLIENT_ID, SessionsOptionsError } from './options.ts'
+export { DEFAULT_CLIENT_ID, REVOCATION_MARGIN_SECONDS, SessionsOptionsError } from './options.ts'
 export { MissingPeerError } from '../../lib/peer.ts'
 export { ERRORS, gatehouseError, isGatehouseError, type ErrorCode, type GatehouseError } from '../../lib/errors.ts'

@@ -82,6 +82,12 @@ function infrastructure (err: unknown): unknown {
   return translated
 }
 
+/** Where a session was last used from, for the sessions list (bounded, never required). */
+function activity (request: FastifyRequest | undefined): { ip: string | null, userAgent: string | null } {
+  const agent = request?.headers['user-agent']
+  return { ip: request?.ip ?? null, userAgent: typeof agent === 'string' ? agent.slice(0, 512) : null }
+}
+
 function invalid (): GatehouseError {
   return gatehouseError('INVALID_REFRESH_TOKEN')
 }
@@ -155,6 +161,7 @@ export function createSessionService (deps: SessionDependencies) {
           clientId,
           absoluteExpiresAt,
           createdAt: new Date(now),
+          ...activity(ctx.request),
           tokens: { create: [{ userId: user.id, clientId, tokenHash: hashRefreshToken(refreshToken), idleExpiresAt, absoluteExpiresAt, createdAt: new Date(now) }] },
           ...(authentication === undefined ? {} : { authentication })
         }
@@ -208,6 +215,19 @@ export function createSessionService (deps: SessionDependencies) {
     } catch (err) {
       if (err instanceof RollBack) return null
       throw infrastructure(err)
+    }
+  }
+
+  /**
+   * The sessions list's "last used" and address, written after the rotation has committed: inside
+   * it, the family row would be locked after the token row, the reverse of a revocation's order.
+   * Informational: a failure is logged, never the refresh's.
+   */
+  async function noteActivity (familyId: string, now: Date, request?: FastifyRequest): Promise<void> {
+    try {
+      await prisma.refreshFamily.updateMany({ where: { id: familyId }, data: { lastUsedAt: now, ...activity(request) } })
+    } catch (err) {
+      deps.log?.warn({ err: { message: (err as Error).message }, familyId }, 'sessions: could not record the last use of a session')
     }
   }
 
@@ -280,6 +300,7 @@ export function createSessionService (deps: SessionDependencies) {
       if (isGatehouseError(outcome)) throw outcome
       if (rotated !== null) {
         audit?.record({ type: AUDIT_EVENTS.REFRESH, outcome: 'success', actorId: outcome.userId, subjectId: outcome.userId, details: { sid: outcome.familyId, clientId }, request: ctx.request })
+        await noteActivity(outcome.familyId, now, ctx.request)
       }
       return { ...outcome.response, userId: outcome.userId }
     }

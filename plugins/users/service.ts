@@ -25,6 +25,8 @@ export interface AdminUser {
   createdAt: Date
   lastLoginAt: Date | null
   deletedAt: Date | null
+  email_verified: boolean
+  emailVerifiedAt: Date | null
 }
 
 export interface UserChange {
@@ -59,14 +61,14 @@ export interface UsersDeps {
   audit: Pick<Audit, 'record'>
 }
 
-const SELECT = { id: true, email: true, name: true, status: true, roles: true, createdAt: true, lastLoginAt: true, deletedAt: true } as const
+const SELECT = { id: true, email: true, name: true, status: true, roles: true, createdAt: true, lastLoginAt: true, deletedAt: true, emailVerifiedAt: true } as const
 const TX = { maxWait: 5_000, timeout: 10_000 }
 /** Arbitrary constant key of the advisory lock that serialises global-admin changes (PostgreSQL). */
 const ADMIN_LOCK_KEY = 727_001
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
-function toAdminUser (row: { id: string, email: string, name: string | null, status: string, roles: string, createdAt: Date, lastLoginAt: Date | null, deletedAt: Date | null }): AdminUser {
-  return { ...row, roles: parseRoles(row.roles) }
+function toAdminUser (row: { id: string, email: string, name: string | null, status: string, roles: string, createdAt: Date, lastLoginAt: Date | null, deletedAt: Date | null, emailVerifiedAt: Date | null }): AdminUser {
+  return { ...row, roles: parseRoles(row.roles), email_verified: row.emailVerifiedAt !== null }
 }
 
 function sameRoles (a: readonly string[], b: readonly string[]): boolean {

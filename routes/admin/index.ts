@@ -8,6 +8,7 @@ import type { ChangeContext, StatusFilter } from '../../plugins/users/index.ts'
 import { listAuditEvents } from './audit.ts'
 import { apiKeyInfo, apiKeyInfoSchema } from '../auth/account.ts'
 import { badQuery, decodeCursor, pageSize, pagingQuery } from './paging.ts'
+import passwordResetRoute from './password-reset.ts'
 
 export { listAuditEvents } from './audit.ts'
 
@@ -53,9 +54,11 @@ export default async function adminRoutes (fastify: FastifyInstance, options: Ad
       roles: { type: 'array', items: { type: 'string' } },
       createdAt: dateTime,
       lastLoginAt: { ...dateTime, nullable: true },
-      deletedAt: { ...dateTime, nullable: true }
+      deletedAt: { ...dateTime, nullable: true },
+      email_verified: { type: 'boolean', description: 'Whether the user proved the address is theirs' },
+      emailVerifiedAt: { ...dateTime, nullable: true }
     },
-    required: ['id', 'email', 'status', 'roles', 'createdAt']
+    required: ['id', 'email', 'status', 'roles', 'createdAt', 'email_verified']
   } as const
 
   function by (request: FastifyRequest): ChangeContext {
@@ -174,6 +177,8 @@ export default async function adminRoutes (fastify: FastifyInstance, options: Ad
     await fastify.credentials.revokeApiKey(request.params.id, request.params.keyId, request, request.user?.id)
     return reply.code(204).send()
   })
+
+  if (fastify.hasDecorator('accounts')) await fastify.register(passwordResetRoute)
 
   fastify.get<{ Querystring: { limit?: string, cursor?: string, type?: string, user?: string, org?: string, outcome?: 'success' | 'failure', from?: string, to?: string } }>('/audit', {
     schema: {

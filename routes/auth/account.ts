@@ -4,9 +4,18 @@
 // answers WEAK_PASSWORD (CONTRACT §4), never a validation error.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
-import { loginErrorSchema, loginResponse, secondFactorChallenge, sendMfaRequired, tokenWithUserSchema } from './login-response.ts'
+import { loginErrorSchema, loginResponse, publicUser, secondFactorChallenge, sendMfaRequired, tokenWithUserSchema, userSchema } from './login-response.ts'
+import { tokenResponseSchema } from '../../plugins/sessions/index.ts'
+import { sessionModeField } from './cookie-session.ts'
 
 const errorResponse = { $ref: 'GatehouseError#' }
+
+/** Register: the tokens are left out while REQUIRE_VERIFIED_EMAIL waits for the address to be verified. */
+const registeredSchema = {
+  type: 'object',
+  properties: { user: userSchema, ...tokenResponseSchema.properties },
+  required: ['user']
+} as const
 
 // A loose shape (surrounding spaces allowed: they are trimmed); the stored form is normalised.
 const emailField = { type: 'string', minLength: 3, maxLength: 320, pattern: '^\\s*[^\\s@]+@[^\\s@]+\\s*$' } as const
@@ -15,29 +24,29 @@ const passwordField = { type: 'string' } as const
 const registerSchema = {
   tags: ['auth'],
   summary: 'Create an account and start a session',
-  description: 'The email is trimmed, NFKC-normalised and lower-cased. Password policy: at least 12 characters (Unicode code points after NFKC), at most 1024 bytes, not on the list of common or breached passwords; no composition rules. Violations answer WEAK_PASSWORD naming the rule.',
+  description: 'The email is trimmed, NFKC-normalised and lower-cased. Password policy: at least 12 characters (Unicode code points after NFKC), at most 1024 bytes, not on the list of common or breached passwords; no composition rules. Violations answer WEAK_PASSWORD naming the rule. A verification mail goes to the address. With REQUIRE_VERIFIED_EMAIL the answer carries the user only: sign in once the address is verified.',
   security: [],
   body: {
     type: 'object',
-    properties: { email: emailField, password: passwordField, name: { type: 'string', minLength: 1, maxLength: 200 } },
+    properties: { email: emailField, password: passwordField, name: { type: 'string', minLength: 1, maxLength: 200 }, session: sessionModeField },
     required: ['email', 'password'],
     additionalProperties: false
   },
-  response: { 201: tokenWithUserSchema, 400: errorResponse, 409: errorResponse, 429: errorResponse, 503: errorResponse }
+  response: { 201: registeredSchema, 400: errorResponse, 409: errorResponse, 415: errorResponse, 429: errorResponse, 503: errorResponse }
 } as const
 
 const loginSchema = {
   tags: ['auth'],
   summary: 'Log in with email and password',
-  description: 'A wrong password and an unknown email answer the same INVALID_CREDENTIALS in the same time. A disabled or deleted account is told so only after a correct password. When the account has a second factor, a correct password answers 401 MFA_REQUIRED with an `mfa_token` (and no tokens): complete the login at POST /auth/mfa/verify.',
+  description: 'A wrong password and an unknown email answer the same INVALID_CREDENTIALS in the same time. A disabled or deleted account (and, with REQUIRE_VERIFIED_EMAIL, an unverified address: EMAIL_NOT_VERIFIED) is told so only after a correct password. When the account has a second factor, a correct password answers 401 MFA_REQUIRED with an `mfa_token` (and no tokens): complete the login at POST /auth/mfa/verify. `"session": "cookie"` sets the refresh token as an HttpOnly cookie instead of returning it.',
   security: [],
   body: {
     type: 'object',
-    properties: { email: { type: 'string', maxLength: 320 }, password: passwordField },
+    properties: { email: { type: 'string', maxLength: 320 }, password: passwordField, session: sessionModeField },
     required: ['email', 'password'],
     additionalProperties: false
   },
-  response: { 200: tokenWithUserSchema, 400: errorResponse, 401: loginErrorSchema, 429: errorResponse, 503: errorResponse }
+  response: { 200: tokenWithUserSchema, 400: errorResponse, 401: loginErrorSchema, 403: errorResponse, 415: errorResponse, 429: errorResponse, 503: errorResponse }
 } as const
 
 const meSchema = {
@@ -52,6 +61,7 @@ const meSchema = {
         email: { type: ['string', 'null'] },
         name: { type: ['string', 'null'] },
         roles: { type: 'array', items: { type: 'string' } },
+        email_verified: { type: 'boolean' },
         mfa: {
           type: 'object',
           properties: { totp: { type: 'boolean' }, passkeys: { type: 'integer' } },
@@ -68,7 +78,7 @@ const meSchema = {
           }
         }
       },
-      required: ['id', 'email', 'name', 'roles', 'mfa', 'orgs'],
+      required: ['id', 'email', 'name', 'roles', 'email_verified', 'mfa', 'orgs'],
       additionalProperties: false
     },
     400: errorResponse,
@@ -174,17 +184,21 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
   fastify.post('/register', { schema: registerSchema, config: { rateLimitClass: 'register' } }, async (request, reply) => {
     const body = request.body as { email: string, password: string, name?: string }
     const user = await fastify.credentials.register(body, request)
-    const response = await loginResponse(fastify, user, { request })
     reply.code(201)
-    return response
+    if (fastify.hasDecorator('accounts')) {
+      fastify.accounts.sendVerification(user.id, 'register', request)
+      if (fastify.accounts.options.requireVerifiedEmail) return { user: publicUser(user) }
+    }
+    return await loginResponse(fastify, user, { request, reply })
   })
 
   fastify.post('/login', { schema: loginSchema, config: { rateLimitClass: 'login' } }, async (request, reply) => {
     const { email, password } = request.body as { email: string, password: string }
     const user = await fastify.credentials.login(email, password, request)
+    if (fastify.hasDecorator('accounts')) fastify.accounts.assertMaySignIn(user, request)
     const challenge = await secondFactorChallenge(fastify, user, '')
     if (challenge !== null) return sendMfaRequired(reply, challenge)
-    return await loginResponse(fastify, user, { request })
+    return await loginResponse(fastify, user, { request, reply })
   })
 
   fastify.get('/me', { schema: meSchema, onRequest: fastify.authenticate }, async (request) => {
@@ -198,13 +212,14 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
         email: typeof claims.email === 'string' ? claims.email : principal.email ?? null,
         name: typeof claims.name === 'string' ? claims.name : null,
         roles: principal.roles,
+        email_verified: claims.email_verified === true,
         mfa: { totp: false, passkeys: 0 },
         orgs: []
       }
     }
     const user = await fastify.store.prisma.user.findUnique({
       where: { id: principal.id },
-      select: { id: true, email: true, name: true, deletedAt: true, memberships: { select: { role: true, organization: { select: { id: true, name: true } } } } }
+      select: { id: true, email: true, name: true, deletedAt: true, emailVerifiedAt: true, memberships: { select: { role: true, organization: { select: { id: true, name: true } } } } }
     })
     if (user === null || user.deletedAt !== null) throw gatehouseError('USER_NOT_FOUND')
     const mfa = fastify.hasDecorator('mfa') ? await fastify.mfa.status(user.id) : { totp: false, passkeys: 0 }
@@ -214,6 +229,7 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
       name: user.name,
       // The current roles from the user state authenticate read, not a token's copy.
       roles: principal.roles,
+      email_verified: user.emailVerifiedAt !== null,
       mfa: { totp: mfa.totp, passkeys: mfa.passkeys },
       orgs: user.memberships
         .map((m) => ({ id: m.organization.id, name: m.organization.name, role: m.role }))
@@ -229,7 +245,8 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
     scope.post('/password', { schema: passwordSchema, config: { rateLimitClass: 'login' } }, async (request, reply) => {
       const caller = ownBearerUser(request)
       const body = request.body as { current_password: string, new_password: string }
-      await fastify.credentials.changePassword(caller.id, body.current_password, body.new_password, request)
+      const changed = await fastify.credentials.changePassword(caller.id, body.current_password, body.new_password, request)
+      if (fastify.hasDecorator('mailer')) fastify.mailer.send('passwordChanged', changed.email)
       await fastify.sessions.revokeOthers(caller.id, caller.sid, 'password_change')
       await fastify.credentials.revokeUserApiKeys(caller.id, 'password_change', request)
       await fastify.tokens.userChanged(caller.id)

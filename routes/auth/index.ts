@@ -1,5 +1,6 @@
-// The /auth route group (CONTRACT §3, §11): account routes (register, login, me, password, API
-// keys), session routes (refresh, logout, logout-all), second factors (/auth/mfa/*) and passkeys
+// The /auth route group (CONTRACT §3, §9, §10, §11): account routes (register, login, me, password,
+// API keys), session routes (refresh, logout, logout-all, the sessions list), the mail-based flows
+// (verification, email change, password reset), second factors (/auth/mfa/*) and passkeys
 // (/auth/webauthn/*). Register it with `{ prefix: '/auth' }`.
 //
 // Two rules hold for the whole group (CONTRACT §14):
@@ -11,9 +12,12 @@ import accountRoutes from './account.ts'
 import sessionRoutes from './session.ts'
 import mfaRoutes from './mfa.ts'
 import webauthnRoutes from './webauthn.ts'
+import emailRoutes from './email.ts'
+import sessionListRoutes from './sessions-list.ts'
+import { createCookieSession } from './cookie-session.ts'
 
 export default async function authRoutes (fastify: FastifyInstance): Promise<void> {
-  for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {
+  for (const type of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data']) {
     if (fastify.hasContentTypeParser(type)) fastify.removeContentTypeParser(type)
   }
   fastify.addHook('onRequest', function noStore (_request, reply, done) {
@@ -21,10 +25,15 @@ export default async function authRoutes (fastify: FastifyInstance): Promise<voi
     reply.header('pragma', 'no-cache')
     done()
   })
+  // The refresh cookie is scoped to this group's path, wherever the group is mounted.
+  fastify.decorate('cookieSession', createCookieSession(fastify, fastify.prefix === '' ? '/' : fastify.prefix))
+
   await fastify.register(accountRoutes)
   await fastify.register(sessionRoutes)
   if (fastify.hasDecorator('mfa')) {
     await fastify.register(mfaRoutes)
     await fastify.register(webauthnRoutes)
   }
+  if (fastify.hasDecorator('accounts')) await fastify.register(emailRoutes)
+  await fastify.register(sessionListRoutes)
 }

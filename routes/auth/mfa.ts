@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
 import { userHasMfa } from '../../lib/amr.ts'
 import { loginResponse, tokenWithUserSchema } from './login-response.ts'
+import { sessionModeField } from './cookie-session.ts'
 
 const errorResponse = { $ref: 'GatehouseError#' }
 const errors = { 400: errorResponse, 401: errorResponse, 403: errorResponse, 404: errorResponse, 409: errorResponse, 429: errorResponse, 503: errorResponse }
@@ -55,7 +56,7 @@ export default async function mfaRoutes (fastify: FastifyInstance): Promise<void
       security: [],
       body: {
         type: 'object',
-        properties: { mfa_token: mfaTokenField, code: codeField, recovery_code: recoveryCodeField, credential: credentialField },
+        properties: { mfa_token: mfaTokenField, code: codeField, recovery_code: recoveryCodeField, credential: credentialField, session: sessionModeField },
         required: ['mfa_token'],
         oneOf: [{ required: ['code'] }, { required: ['recovery_code'] }, { required: ['credential'] }],
         additionalProperties: false
@@ -67,7 +68,7 @@ export default async function mfaRoutes (fastify: FastifyInstance): Promise<void
     const body = request.body as { mfa_token: string, code?: string, recovery_code?: string, credential?: unknown }
     const done = await mfa.verify(body.mfa_token, { code: body.code, recoveryCode: body.recovery_code, credential: body.credential }, request)
     noStore(reply)
-    return await loginResponse(fastify, done.user, { request, amr: done.amr, clientId: done.clientId === '' ? undefined : done.clientId })
+    return await loginResponse(fastify, done.user, { request, reply, amr: done.amr, clientId: done.clientId === '' ? undefined : done.clientId })
   })
 
   fastify.post('/mfa/webauthn/options', {

@@ -5,32 +5,32 @@ import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fast
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
 import { REFRESH_TOKEN_MAX_LENGTH } from '../../lib/refresh-token.ts'
 import { tokenResponseSchema } from '../../plugins/sessions/index.ts'
+import { sessionModeField } from './cookie-session.ts'
 
 const errorResponse = { $ref: 'GatehouseError#' }
 
 const refreshSchema = {
   tags: ['auth'],
   summary: 'Exchange a refresh token for a new access token and a rotated refresh token',
-  description: 'The presented refresh token is used up; presenting it again revokes the whole session (REFRESH_TOKEN_REUSED). A refresh token in the query string is ignored.',
+  description: 'The presented refresh token is used up; presenting it again revokes the whole session (REFRESH_TOKEN_REUSED). A refresh token in the query string is ignored. With no `refresh_token` in the body the refresh cookie of a cookie session is used: the request must then come from an allowed Origin (ORIGIN_NOT_ALLOWED), the cookie is rotated and the answer carries no refresh_token.',
   security: [],
   body: {
-    type: 'object',
-    properties: { refresh_token: { type: 'string', minLength: 1, maxLength: REFRESH_TOKEN_MAX_LENGTH } },
-    required: ['refresh_token']
+    type: ['object', 'null'],
+    properties: { refresh_token: { type: 'string', minLength: 1, maxLength: REFRESH_TOKEN_MAX_LENGTH }, session: sessionModeField }
   },
-  response: { 200: tokenResponseSchema, 401: errorResponse, 429: errorResponse, 503: errorResponse }
+  response: { 200: { ...tokenResponseSchema, required: ['access_token', 'token_type', 'expires_in'] }, 401: errorResponse, 403: errorResponse, 415: errorResponse, 429: errorResponse, 503: errorResponse }
 } as const
 
 const logoutSchema = {
   tags: ['auth'],
   summary: 'End this session: its refresh tokens and access tokens stop working',
-  description: 'Revokes the refresh family of the access token used (its `sid`) and, when `refresh_token` is given and belongs to the same user, that token\'s family too.',
-  security: [{ bearerAuth: [] }],
+  description: 'Revokes the refresh family of the access token used (its `sid`) and, when `refresh_token` is given and belongs to the same user, that token\'s family too. A browser app of a cookie session may instead send just the refresh cookie (from an allowed Origin: ORIGIN_NOT_ALLOWED otherwise); its session is revoked and the cookie cleared.',
+  security: [{ bearerAuth: [] }, {}],
   body: {
     type: ['object', 'null'],
     properties: { refresh_token: { type: 'string', maxLength: REFRESH_TOKEN_MAX_LENGTH } }
   },
-  response: { 204: { type: 'null', description: 'Logged out' }, 400: errorResponse, 401: errorResponse, 403: errorResponse, 503: errorResponse }
+  response: { 204: { type: 'null', description: 'Logged out' }, 400: errorResponse, 401: errorResponse, 403: errorResponse, 415: errorResponse, 503: errorResponse }
 } as const
 
 const logoutAllSchema = {
@@ -67,17 +67,54 @@ export default async function sessionRoutes (fastify: FastifyInstance): Promise<
     // a validation 400 that would tell a prober what a well-formed token looks like.
     attachValidation: true,
     config: { rateLimitClass: 'refresh' }
-  }, async (request) => {
+  }, async (request, reply) => {
     if (request.validationError !== undefined) throw gatehouseError('INVALID_REFRESH_TOKEN')
-    const { refresh_token: refreshToken } = request.body as { refresh_token: string }
-    const { userId: _userId, ...response } = await fastify.sessions.refresh(refreshToken, { request })
-    return response
+    const body = request.body as { refresh_token?: string } | null | undefined
+    const cookies = fastify.cookieSession
+    if (body?.refresh_token === undefined) {
+      // The cookie authenticates this request: it must come from an allowed origin (CSRF).
+      const cookieToken = cookies.read(request)
+      if (cookieToken === undefined) throw gatehouseError('INVALID_REFRESH_TOKEN')
+      cookies.assertOrigin(request)
+      let rotated
+      try {
+        rotated = await fastify.sessions.refresh(cookieToken, { request })
+      } catch (err) {
+        // A dead cookie is of no further use to the browser (reuse has revoked its family).
+        if ((err as { statusCode?: number }).statusCode === 401) cookies.clear(reply)
+        throw err
+      }
+      const { userId: _userId, ...response } = rotated
+      return await cookies.deliver(request, reply, response, 'cookie')
+    }
+    const { userId: _userId, ...response } = await fastify.sessions.refresh(body.refresh_token, { request })
+    return await cookies.deliver(request, reply, response)
   })
 
-  fastify.post('/logout', { schema: logoutSchema, onRequest: authenticate }, async (request, reply) => {
-    const user = ownUser(request)
+  fastify.post('/logout', {
+    schema: logoutSchema,
+    // A browser app of a cookie session may log out with the cookie alone (no access token at hand).
+    onRequest: async function bearerOrCookie (request, reply) {
+      if (request.headers.authorization === undefined && fastify.cookieSession.read(request) !== undefined) return
+      await new Promise<void>((resolve, reject) => {
+        const result = (authenticate as (this: FastifyInstance, req: FastifyRequest, rep: typeof reply, done: (err?: Error) => void) => unknown)
+          .call(fastify, request, reply, (err?: Error) => err === undefined ? resolve() : reject(err))
+        if (result instanceof Promise) result.then(() => resolve(), reject)
+      })
+    }
+  }, async (request, reply) => {
+    const cookies = fastify.cookieSession
+    const cookieToken = cookies.read(request)
+    if (cookieToken !== undefined) cookies.assertOrigin(request)
     const body = request.body as { refresh_token?: string } | null | undefined
-    await fastify.sessions.logoutSession(user.id, { sid: user.sid, refreshToken: body?.refresh_token, request })
+    if (request.user === null || request.user === undefined) {
+      const session = await fastify.sessions.lookup(cookieToken!)
+      if (session !== null) await fastify.sessions.logout(session.familyId, 'logout', { request, actorId: session.userId })
+    } else {
+      const user = ownUser(request)
+      await fastify.sessions.logoutSession(user.id, { sid: user.sid, refreshToken: body?.refresh_token ?? cookieToken, request })
+    }
+    if (cookieToken !== undefined) cookies.clear(reply)
     reply.code(204).send()
   })
 

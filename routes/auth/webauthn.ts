@@ -6,6 +6,7 @@ import { gatehouseError, insufficientAuthentication, missingAuthorization } from
 import { userHasMfa } from '../../lib/amr.ts'
 import type { Passkeys } from '../../plugins/mfa/index.ts'
 import { loginResponse, tokenWithUserSchema } from './login-response.ts'
+import { sessionModeField } from './cookie-session.ts'
 import { credentialField } from './mfa.ts'
 
 const errorResponse = { $ref: 'GatehouseError#' }
@@ -61,7 +62,7 @@ export default async function webauthnRoutes (fastify: FastifyInstance): Promise
       security: [],
       body: {
         type: 'object',
-        properties: { challenge_id: { type: 'string', minLength: 1, maxLength: 64 }, credential: credentialField },
+        properties: { challenge_id: { type: 'string', minLength: 1, maxLength: 64 }, credential: credentialField, session: sessionModeField },
         required: ['challenge_id', 'credential'],
         additionalProperties: false
       },
@@ -72,7 +73,7 @@ export default async function webauthnRoutes (fastify: FastifyInstance): Promise
     const body = request.body as { challenge_id: string, credential: unknown }
     const { user, amr } = await passkeys().login(body.challenge_id, body.credential, request)
     noStore(reply)
-    return await loginResponse(fastify, user, { request, amr })
+    return await loginResponse(fastify, user, { request, reply, amr })
   })
 
   fastify.register(async function bearerOnly (scope) {

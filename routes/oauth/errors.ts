@@ -34,7 +34,7 @@ export function invalidRequest (description: string): OAuthError {
 /** Gatehouse codes that mean "this grant (credentials, refresh token) is not good". */
 const GRANT_CODES = new Set([
   'INVALID_REFRESH_TOKEN', 'REFRESH_TOKEN_REUSED', 'INVALID_CREDENTIALS', 'TOKEN_REVOKED',
-  'ACCOUNT_DISABLED', 'USER_NOT_FOUND', 'WEAK_PASSWORD'
+  'ACCOUNT_DISABLED', 'USER_NOT_FOUND', 'WEAK_PASSWORD', 'EMAIL_NOT_VERIFIED'
 ])
 
 /** JSON schema of the error body, for the OpenAPI document. */

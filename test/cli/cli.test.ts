@@ -96,6 +96,11 @@ t.test('gatehouse CLI', { timeout: 180_000 }, async (t) => {
   t.equal(refused.statusCode, 401)
   t.equal(refused.json().code, 'ACCOUNT_DISABLED')
   t.equal((await cli(['users', 'enable', 'dev@example.com'], env)).code, 0)
+  const verified = await cli(['users', 'verify-email', 'dev@example.com'], env)
+  t.equal(verified.code, 0, verified.stderr)
+  t.match(verified.stdout, /dev@example\.com: the address is marked as verified/)
+  t.ok((await app.store.prisma.user.findUniqueOrThrow({ where: { email: 'dev@example.com' } })).emailVerifiedAt !== null, 'email_verified_at is set')
+  t.equal((await cli(['users', 'verify-email', 'nobody@example.com'], env)).code, 1, 'verify-email of an unknown user: exit 1')
   t.equal((await cli(['users', 'disable', 'nobody@example.com'], env)).code, 1, 'unknown user: exit 1')
   t.ok(devToken)
 

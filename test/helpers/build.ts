@@ -33,7 +33,7 @@ export interface TestApp {
 /** The configuration tests start from: port 0, temporary keys, quiet but captured logs. */
 export function testConfig (env: Record<string, string> = {}): GatehouseConfig {
   const keysDir = mkdtempSync(join(tmpdir(), 'gatehouse-keys-'))
-  return loadConfig({ PORT: '0', HOST: '127.0.0.1', AUTH_ISSUER: 'http://127.0.0.1:3000', AUTH_KEYS_DIR: keysDir, LOG_LEVEL: 'debug', ...env })
+  return loadConfig({ PORT: '0', HOST: '127.0.0.1', AUTH_ISSUER: 'http://127.0.0.1:3000', AUTH_KEYS_DIR: keysDir, MAIL_OUTBOX_DIR: join(keysDir, 'outbox'), LOG_LEVEL: 'debug', ...env })
 }
 
 export function captureLogs (level = 'debug'): { logger: AppOptions['logger'], logs: string[] } {

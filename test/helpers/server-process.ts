@@ -3,6 +3,7 @@
 // end-to-end tests.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
+import { tmpdir } from 'node:os'
 import { PACKAGE_ROOT } from '../../lib/paths.ts'
 
 export interface ServerProcess {
@@ -20,7 +21,7 @@ export interface ServerProcess {
 export async function startServer (env: Record<string, string>, timeoutMs = 30_000): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(PACKAGE_ROOT, 'server.ts')], {
     cwd: PACKAGE_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', MAIL_OUTBOX_DIR: join(tmpdir(), `gatehouse-outbox-${process.pid}`), ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const output: string[] = []

@@ -32,7 +32,9 @@ async function catalogue (url: string): Promise<string[]> {
     const db = new Database(target.file!, { readonly: true })
     try {
       const rows = db.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'gatehouse_migrations%' AND name NOT LIKE 'sqlite_%' ORDER BY type, name").all() as Array<Record<string, string>>
-      return rows.map((r) => `${r.type} ${r.name} ${r.tbl_name} ${(r.sql ?? '').replace(/\s+/g, ' ')}`)
+      // Whitespace around separators is not significant: `ALTER TABLE ... ADD COLUMN` splices the
+      // new column into the stored CREATE TABLE text with spacing of its own.
+      return rows.map((r) => `${r.type} ${r.name} ${r.tbl_name} ${(r.sql ?? '').replace(/\s+/g, ' ').replace(/\s*([,()])\s*/g, '$1')}`)
     } finally {
       db.close()
     }
