@@ -21,7 +21,13 @@ export class MissingPeerError extends StartupError {
 function isMissing (err: unknown, name: string): boolean {
   const { code, message } = err as { code?: unknown, message?: unknown }
   if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') return false
-  return typeof message === 'string' && (message.includes(`'${name}'`) || message.includes(`'${name}/`) || message.includes(`"${name}"`))
+  if (typeof message !== 'string') return false
+  // The module that could not be found is the first quoted name of the message: the package itself
+  // ('pg', 'pg/lib/x') or a file inside it (.../node_modules/pg/...). A module missing inside the
+  // package, or a longer name that merely starts with it, is something else.
+  const missing = /['"]([^'"]+)['"]/.exec(message)?.[1]
+  if (missing === undefined) return false
+  return missing === name || missing.startsWith(`${name}/`) || missing.includes(`/node_modules/${name}/`)
 }
 
 /** `require(name)` of a CommonJS peer, or a MissingPeerError naming `neededBy`. */
