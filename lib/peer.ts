@@ -20,8 +20,9 @@ export class MissingPeerError extends StartupError {
 
 function isMissing (err: unknown, name: string): boolean {
   const { code, message } = err as { code?: unknown, message?: unknown }
-  if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') return false
+  // A loader hook (tsx) may rethrow the resolver's error without its code: the wording tells then.
   if (typeof message !== 'string') return false
+  if (code === undefined ? !/^Cannot find (?:package|module) /.test(message) : code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') return false
   // The module that could not be found is the first quoted name of the message: the package itself
   // ('pg', 'pg/lib/x') or a file inside it (.../node_modules/pg/...). A module missing inside the
   // package, or a longer name that merely starts with it, is something else.

@@ -24,6 +24,8 @@ t.test('a missing peer is a MissingPeerError naming it and what needs it', async
     const raw = Object.assign(new Error(message), { code: 'ERR_MODULE_NOT_FOUND' })
     t.ok(await importPeer('gatehouse-no-such-peer', 'a test', async () => { throw raw }).catch((e: unknown) => e) instanceof MissingPeerError, message)
   }
+  const uncoded = new Error("Cannot find package 'gatehouse-no-such-peer' imported from /app/index.js")
+  t.ok(await importPeer('gatehouse-no-such-peer', 'a test', async () => { throw uncoded }).catch((e: unknown) => e) instanceof MissingPeerError, 'the same error rethrown by a loader hook without its code')
   const longer = Object.assign(new Error("Cannot find package 'gatehouse-no-such-peer-extra'"), { code: 'ERR_MODULE_NOT_FOUND' })
   t.equal(await importPeer('gatehouse-no-such-peer', 'a test', async () => { throw longer }).catch((e: unknown) => e), longer, 'a longer name is another package')
 })
