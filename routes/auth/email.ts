@@ -2,12 +2,11 @@
 // change, forgotten password and reset. The work is fastify.accounts'; each route adds its rate
 // limits: per client address (the `mail` and `login` classes) and per recipient or account
 // (`mail_target`, through fastify.limitByKey).
-import { createHash } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import createError from '@fastify/error'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
-import { EMAIL_TOKEN_MAX_LENGTH } from '../../plugins/accounts/index.ts'
 import { isPlausibleEmail } from '../../plugins/credentials/index.ts'
+import { addressKey, emailField, tokenField } from '../mail-fields.ts'
 
 const ValidationError = createError('FST_ERR_VALIDATION', '%s', 400)
 
@@ -18,9 +17,6 @@ const accepted = {
   required: ['message'],
   additionalProperties: false
 } as const
-// No control characters: no valid address has them (CONTRACT §14: a 400, never a 500 later).
-const emailField = { type: 'string', minLength: 3, maxLength: 320, pattern: '^\\s*[^\\s@\\u0000-\\u001f\\u007f]+@[^\\s@\\u0000-\\u001f\\u007f]+\\s*$' } as const
-const tokenField = { type: 'string', minLength: 1, maxLength: EMAIL_TOKEN_MAX_LENGTH, description: 'The token of the mail\'s link (`?token=`)' } as const
 
 const verifySchema = {
   tags: ['auth'],
@@ -84,11 +80,6 @@ function ownBearerUser (request: FastifyRequest): { id: string } {
     throw gatehouseError('FORBIDDEN', 'This requires an access token of one of this server\'s users')
   }
   return { id: user.id }
-}
-
-/** Rate-limit keys name a recipient without holding the address itself. */
-function addressKey (normalizedEmail: string): string {
-  return `address:${createHash('sha256').update(normalizedEmail).digest('base64url').slice(0, 32)}`
 }
 
 export default async function emailRoutes (fastify: FastifyInstance): Promise<void> {
