@@ -25,6 +25,7 @@ export const ERRORS = {
   ORIGIN_NOT_ALLOWED: { status: 403, message: 'Requests authenticated by the session cookie must come from an allowed origin' },
   EMAIL_NOT_VERIFIED: { status: 403, message: 'The email address of this account is not verified yet' },
   INVALID_EMAIL_TOKEN: { status: 400, message: 'The link is invalid, expired or already used' },
+  INVALID_INVITATION: { status: 400, message: 'The invitation is invalid, expired, revoked or already used' },
   NOT_FOUND: { status: 404, message: 'Not found' },
   WEAK_PASSWORD: { status: 400, message: 'The password does not meet the password policy' },
   EMAIL_TAKEN: { status: 409, message: 'An account with this email already exists' },

@@ -19,6 +19,11 @@ export const AUDIT_EVENTS = Object.freeze({
   MEMBERSHIP_ADDED: 'membership_added',
   MEMBERSHIP_CHANGED: 'membership_changed',
   MEMBERSHIP_REMOVED: 'membership_removed',
+  /** An invitation mailed (or mailed again); details: { invitationId, email, role }; never the token. */
+  INVITATION_SENT: 'invitation_sent',
+  /** outcome 'failure', reason: malformed | unknown | used | revoked | expired | wrong_email | email_not_verified | already_member */
+  INVITATION_ACCEPTED: 'invitation_accepted',
+  INVITATION_REVOKED: 'invitation_revoked',
   USER_DISABLED: 'user_disabled',
   USER_ENABLED: 'user_enabled',
   USER_DELETED: 'user_deleted',

@@ -22,6 +22,10 @@ export interface TemplateData {
   expiresInMinutes?: number
   /** The address an email change is moving to (the notice to the old address). */
   newEmail?: string
+  /** The organization an invitation is for. */
+  orgName?: string
+  /** The organization role an invitation grants. */
+  role?: string
 }
 
 export type MailTemplate = (data: TemplateData) => MailContent
@@ -37,6 +41,8 @@ export interface MailTemplates {
   resetPassword: MailTemplate
   /** After a password change or reset: the account's password is new. */
   passwordChanged: MailTemplate
+  /** An invitation to join an organization: following the link (signed in with the address) accepts it. */
+  orgInvitation: MailTemplate
 }
 
 export type TemplateName = keyof MailTemplates
@@ -95,7 +101,13 @@ export const defaultTemplates: Readonly<MailTemplates> = Object.freeze<MailTempl
   passwordChanged: (data) => layout(data, `Your ${data.appName} password was changed`, [
     `The password of the ${data.appName} account for ${data.email} was just changed, and its sessions were signed out.`,
     'If this was not you, reset your password now and contact support.'
-  ])
+  ]),
+
+  orgInvitation: (data) => layout(data, `You are invited to join ${data.orgName ?? 'an organization'} on ${data.appName}`, [
+    `You are invited to join the organization "${data.orgName ?? ''}" on ${data.appName} with the role ${data.role ?? 'member'}.`,
+    `To accept, open the link below and sign in with (or create) the ${data.appName} account for ${data.email}; the address must be confirmed. The link works once and expires in ${duration(data.expiresInMinutes)}.`,
+    'If you did not expect this invitation, ignore this mail: nothing happens without the link.'
+  ], 'Accept the invitation')
 })
 
 export function resolveTemplates (overrides: Partial<MailTemplates> = {}): Readonly<MailTemplates> {

@@ -4,11 +4,11 @@
 import type { Redis } from 'ioredis'
 import { OptionsError, optionChecks } from '../../lib/options.ts'
 
-export const RATE_LIMIT_CLASSES = ['login', 'register', 'refresh', 'token', 'mail', 'mail_target', 'default'] as const
+export const RATE_LIMIT_CLASSES = ['login', 'register', 'refresh', 'token', 'mail', 'mail_target', 'invite', 'default'] as const
 export type RateLimitClass = typeof RATE_LIMIT_CLASSES[number]
 
 /** Classes that guard credentials: a store fault answers 503 for them unless `failOpen`. */
-export const AUTH_CLASSES: ReadonlySet<RateLimitClass> = new Set(['login', 'register', 'refresh', 'token', 'mail', 'mail_target'])
+export const AUTH_CLASSES: ReadonlySet<RateLimitClass> = new Set(['login', 'register', 'refresh', 'token', 'mail', 'mail_target', 'invite'])
 
 export interface ClassLimit {
   /** Requests allowed per window and key. */
@@ -23,7 +23,9 @@ const HOUR = 60 * MINUTE
 /**
  * Per-IP (refresh: per token family) presets. `mail` guards the routes that send mail (password
  * forgot, verification resend, email change) per address; `mail_target` is the budget of one
- * recipient or account on those routes (`fastify.limitByKey`), whoever asks.
+ * recipient or account on those routes (`fastify.limitByKey`), whoever asks. `invite` guards the
+ * organization invitations, per client address and (through limitByKey) per organization and per
+ * inviter.
  */
 export const DEFAULT_CLASSES: Readonly<Record<RateLimitClass, Readonly<ClassLimit>>> = Object.freeze({
   login: Object.freeze({ max: 10, timeWindowMs: MINUTE }),
@@ -32,6 +34,7 @@ export const DEFAULT_CLASSES: Readonly<Record<RateLimitClass, Readonly<ClassLimi
   refresh: Object.freeze({ max: 30, timeWindowMs: MINUTE }),
   mail: Object.freeze({ max: 10, timeWindowMs: HOUR }),
   mail_target: Object.freeze({ max: 3, timeWindowMs: 15 * MINUTE }),
+  invite: Object.freeze({ max: 30, timeWindowMs: HOUR }),
   default: Object.freeze({ max: 1000, timeWindowMs: MINUTE })
 })
 

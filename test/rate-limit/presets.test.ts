@@ -35,6 +35,7 @@ t.test('the defaults are the documented presets', async (t) => {
     refresh: { max: 30, timeWindowMs: 60_000 },
     mail: { max: 10, timeWindowMs: 3_600_000 },
     mail_target: { max: 3, timeWindowMs: 900_000 },
+    invite: { max: 30, timeWindowMs: 3_600_000 },
     default: { max: 1000, timeWindowMs: 60_000 }
   })
   t.same(o.loginThrottle, { freeAttempts: 5, baseDelayMs: 1000, maxDelayMs: 900_000, reservationTimeoutMs: 30_000, forgetAfterMs: 43_200_000 })
