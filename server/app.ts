@@ -28,10 +28,10 @@ import { rateLimit, type RateLimitPluginOptions } from '../plugins/rate-limit/in
 import { rbac, type RbacOptions } from '../plugins/rbac/index.ts'
 import { bootstrapAdmin } from './bootstrap-admin.ts'
 import { users } from '../plugins/users/index.ts'
-import { orgs } from '../plugins/orgs/index.ts'
+import { orgs, type OrgsOptions } from '../plugins/orgs/index.ts'
 import { authenticate, type AuthenticateOptions } from '../plugins/authenticate/index.ts'
 import { mfa, type MfaOptions } from '../plugins/mfa/index.ts'
-import { accountsOptionsFromConfig, browserOptionsFromConfig, mailerOptionsFromConfig, mfaOptionsFromConfig, sessionsOptionsFromConfig, tokensOptionsFromConfig } from './plugin-options.ts'
+import { accountsOptionsFromConfig, browserOptionsFromConfig, mailerOptionsFromConfig, mfaOptionsFromConfig, orgsOptionsFromConfig, sessionsOptionsFromConfig, tokensOptionsFromConfig } from './plugin-options.ts'
 import authRoutes from '../routes/auth/index.ts'
 import orgRoutes from '../routes/orgs/index.ts'
 import adminRoutes from '../routes/admin/index.ts'
@@ -64,6 +64,8 @@ export interface AppOptions {
   mfa?: Partial<MfaOptions>
   /** gatehouse-mailer overrides (templates, retries, a transport of your own); SMTP and addresses come from the config. */
   mailer?: Partial<MailerOptions>
+  /** gatehouse-orgs overrides (clock); the invitation lifetime and APP_URL come from the config. */
+  orgs?: Partial<OrgsOptions>
 }
 
 export const VERSION = '0.1.0'
@@ -115,11 +117,11 @@ export async function registerGatehouse (app: FastifyInstance, { config, ...opti
   await app.register(authenticate, options.authenticate ?? {})
   await app.register(rbac, options.rbac ?? {})
   await app.register(users)
-  await app.register(orgs)
   await app.register(bootstrapAdmin, { email: config.adminEmail, password: config.adminPassword })
   await app.register(mfa, { ...mfaOptionsFromConfig(config), ...options.mfa })
   await app.register(mailer, { ...mailerOptionsFromConfig(config), ...options.mailer })
   await app.register(accounts, accountsOptionsFromConfig(config))
+  await app.register(orgs, { ...orgsOptionsFromConfig(config), ...options.orgs })
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/auth' })

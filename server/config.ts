@@ -63,6 +63,8 @@ export interface AccountsConfig {
   requireVerifiedEmail: boolean
   /** Exact origins allowed to call the API from a browser with credentials. */
   corsOrigins: string[]
+  /** Seconds an organization invitation stays valid. */
+  orgInvitationTtl: number
 }
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -162,7 +164,7 @@ export function parseOrigin (raw: string): string | null {
 }
 
 /** SMTP_URL, MAIL_FROM, APP_URL, APP_NAME, MAIL_OUTBOX_DIR, EMAIL_VERIFICATION_TTL, PASSWORD_RESET_TTL,
- * REQUIRE_VERIFIED_EMAIL and CORS_ORIGINS. */
+ * ORG_INVITATION_TTL, REQUIRE_VERIFIED_EMAIL and CORS_ORIGINS. */
 function loadAccountsConfig (env: NodeJS.ProcessEnv, issuer: string): AccountsConfig {
   const smtpUrl = env.SMTP_URL?.trim() || undefined
   if (smtpUrl !== undefined) {
@@ -181,6 +183,7 @@ function loadAccountsConfig (env: NodeJS.ProcessEnv, issuer: string): AccountsCo
 
   const emailVerificationTtl = integer(env, 'EMAIL_VERIFICATION_TTL', 86_400, 60, 30 * 86_400)
   const passwordResetTtl = integer(env, 'PASSWORD_RESET_TTL', 1800, 60, 86_400)
+  const orgInvitationTtl = integer(env, 'ORG_INVITATION_TTL', 7 * 86_400, 60, 30 * 86_400)
 
   const rawRequire = env.REQUIRE_VERIFIED_EMAIL?.trim().toLowerCase() || 'false'
   if (rawRequire !== 'true' && rawRequire !== 'false') throw new ConfigError('REQUIRE_VERIFIED_EMAIL', 'must be true or false')
@@ -203,7 +206,8 @@ function loadAccountsConfig (env: NodeJS.ProcessEnv, issuer: string): AccountsCo
     emailVerificationTtl,
     passwordResetTtl,
     requireVerifiedEmail: rawRequire === 'true',
-    corsOrigins
+    corsOrigins,
+    orgInvitationTtl
   }
 }
 

@@ -7,6 +7,7 @@ import type { MfaOptions } from '../plugins/mfa/index.ts'
 import type { BrowserOptions } from '../plugins/browser/index.ts'
 import type { MailerOptions } from '../plugins/mailer/index.ts'
 import type { AccountsOptions } from '../plugins/accounts/index.ts'
+import type { OrgsOptions } from '../plugins/orgs/index.ts'
 
 export function tokensOptionsFromConfig (config: Pick<GatehouseConfig, 'issuer' | 'audience' | 'keysDir' | 'signingAlgorithm' | 'accessTokenTtl'>): TokensOptions {
   return {
@@ -54,4 +55,9 @@ export function accountsOptionsFromConfig (config: Pick<GatehouseConfig, 'appUrl
     accessTokenTtl: config.accessTokenTtl,
     verifiedEmails: config.adminEmail === undefined ? [] : [config.adminEmail]
   }
+}
+
+/** Invitation links point where the other mails' links do (APP_URL). */
+export function orgsOptionsFromConfig (config: Pick<GatehouseConfig, 'appUrl' | 'orgInvitationTtl'>): OrgsOptions {
+  return { appUrl: config.appUrl, invitationTtl: config.orgInvitationTtl }
 }

@@ -9,7 +9,9 @@ import type { PrismaClient } from '../store/index.ts'
 import { isUniqueViolation } from '../store/index.ts'
 import { gatehouseError } from '../../lib/errors.ts'
 import { AUDIT_EVENTS, type Audit, type AuditEventType } from '../audit/index.ts'
+import type { Mailer } from '../mailer/index.ts'
 import { nextFreeSlug, slugify } from './slug.ts'
+import { createInvitations } from './invitations.ts'
 
 type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0]
 
@@ -40,7 +42,17 @@ export interface OrgsDeps {
   /** Drops the cached membership of the user in the organization, on every instance. */
   membershipChanged: (userId: string, orgId: string) => Promise<void>
   audit: Pick<Audit, 'record'>
+  /** Sends the invitation mails; without one, invite() fails with a message saying so. */
+  mailer?: Pick<Mailer, 'send'> | null
+  /** Where invitation links point (`<appUrl>/accept-invite?token=`). @default 'http://127.0.0.1' */
+  appUrl?: string
+  /** Seconds an invitation stays valid. @default 604800 (7 days) */
+  invitationTtl?: number
+  /** Milliseconds since the epoch. @default Date.now */
+  clock?: () => number
 }
+
+export const DEFAULT_INVITATION_TTL = 7 * 86_400
 
 const SLUG_ATTEMPTS = 5
 const TX = { maxWait: 5_000, timeout: 10_000 }
@@ -107,7 +119,11 @@ export function createOrgs (deps: OrgsDeps) {
     return { ...rest, members: memberships.map((m) => ({ ...m.user, role: m.role })) }
   }
 
-  /** Adds the (not deleted) account with this email. NOT_FOUND: no such account; CONFLICT: already a member. */
+  /**
+   * Adds the (not deleted) account with this email at once, without asking it: for an app's own
+   * trusted code (provisioning). NOT_FOUND: no such account; CONFLICT: already a member. Never
+   * expose it to org admins: they invite (invite()), and only the invitee's acceptance adds.
+   */
   async function addMember (orgId: string, email: string, role: string, ctx: OrgChangeContext = {}): Promise<Member> {
     checkRole(role)
     const user = await prisma.user.findFirst({ where: { email: deps.normalizeEmail(email), deletedAt: null }, select: { id: true, email: true, name: true } })
@@ -185,7 +201,31 @@ export function createOrgs (deps: OrgsDeps) {
     return role
   }
 
-  return { adminRole, create, get, addMember, changeRole, removeMember }
+  const invitations = createInvitations({
+    prisma,
+    mailer: deps.mailer ?? null,
+    appUrl: (deps.appUrl ?? 'http://127.0.0.1').replace(/\/+$/, ''),
+    ttlSeconds: deps.invitationTtl ?? DEFAULT_INVITATION_TTL,
+    clock: deps.clock ?? Date.now,
+    normalizeEmail: deps.normalizeEmail,
+    checkRole,
+    membershipChanged: deps.membershipChanged,
+    audit: deps.audit
+  })
+
+  return {
+    adminRole,
+    create,
+    get,
+    addMember,
+    changeRole,
+    removeMember,
+    /** Mails an invitation; see plugins/orgs/invitations.ts. */
+    invite: invitations.invite,
+    acceptInvitation: invitations.accept,
+    listInvitations: invitations.list,
+    revokeInvitation: invitations.revoke
+  }
 }
 
 export type Orgs = ReturnType<typeof createOrgs>
