@@ -1,38 +1,12 @@
 // /orgs: organizations and memberships (CONTRACT §3). Every route is authenticated; reading an
 // organization needs a membership, changing its members needs the org `admin` role. A
 // non-member gets 404 NOT_FOUND exactly as for an organization that does not exist, so the
-// existence of an organization is not revealed to outsiders.
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
-import { isLocalUser, mayAdminister, type AuthUser } from '../../lib/auth-user.ts'
-import type { OrgChangeContext } from '../../plugins/orgs/index.ts'
-import { bearer, errorRef, member, memberParams, orgDetail, orgParams, orgSummary } from './schemas.ts'
-
-const errors = { 400: errorRef, 401: errorRef, 403: errorRef, 404: errorRef, 409: errorRef, 503: errorRef }
-
-
-/** The authenticated own (database) user; external principals have no account to make members of. */
-function accountOf (request: FastifyRequest): AuthUser {
-  const user = request.user
-  if (user === null) throw missingAuthorization()
-  if (!isLocalUser(user)) throw gatehouseError('FORBIDDEN', 'Only accounts of this server can create organizations')
-  return user
-}
-
-/** CONTRACT §14: organizations are managed by local users (or an issuer with `adminApi`), never by an OAuth client. */
-async function managers (request: FastifyRequest): Promise<void> {
-  if (request.user === null) throw missingAuthorization()
-  if (!mayAdminister(request.user)) throw gatehouseError('FORBIDDEN', 'Organizations are managed by accounts of this server')
-}
-
-/**
- * The actor of a change; a local account's org admin role (from our membership table, not from an
- * external token's claim) is checked again under the organization's lock.
- */
-function by (request: FastifyRequest): OrgChangeContext {
-  const user = request.user
-  return { actorId: user?.id ?? null, ownActorId: isLocalUser(user) ? user.id : undefined, request }
-}
+// existence of an organization is not revealed to outsiders. Members join by invitation
+// (invitations.ts).
+import type { FastifyInstance } from 'fastify'
+import { accountOf, by, managers } from './actors.ts'
+import invitationRoutes from './invitations.ts'
+import { bearer, errors, member, memberParams, orgDetail, orgParams, orgSummary } from './schemas.ts'
 
 export default async function orgRoutes (fastify: FastifyInstance): Promise<void> {
   const orgRoles = fastify.rbac.options.org
@@ -58,7 +32,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
       response: { 201: orgSummary, ...errors }
     }
   }, async (request, reply) => {
-    const user = accountOf(request)
+    const user = accountOf(request, 'create organizations')
     const org = await service.create(user.id, request.body.name.trim(), by(request))
     return reply.code(201).send(org)
   })
@@ -74,26 +48,7 @@ export default async function orgRoutes (fastify: FastifyInstance): Promise<void
     preHandler: fastify.requireOrgRole(lowestRole)
   }, async (request) => service.get(request.params.orgId))
 
-  fastify.post<{ Params: { orgId: string }, Body: { email: string, role: string } }>('/:orgId/members', {
-    schema: {
-      tags: ['orgs'],
-      summary: 'Add an existing account to the organization (org admin)',
-      security: bearer,
-      params: orgParams,
-      body: {
-        type: 'object',
-        properties: { email: { type: 'string', minLength: 3, maxLength: 320 }, role: roleSchema },
-        required: ['email', 'role'],
-        additionalProperties: false
-      },
-      response: { 201: member, ...errors }
-    },
-    preHandler: [fastify.requireOrgRole(adminRole), managers]
-  }, async (request, reply) => {
-    const { orgId } = request.params
-    const added = await service.addMember(orgId, request.body.email, request.body.role, by(request))
-    return reply.code(201).send(added)
-  })
+  await invitationRoutes(fastify, { adminRole, roleSchema })
 
   fastify.patch<{ Params: { orgId: string, userId: string }, Body: { role: string } }>('/:orgId/members/:userId', {
     schema: {

@@ -45,3 +45,45 @@ export const orgDetail = {
 
 export const errorRef = { $ref: 'GatehouseError#' } as const
 export const bearer = [{ bearerAuth: [] }]
+export const errors = { 400: errorRef, 401: errorRef, 403: errorRef, 404: errorRef, 409: errorRef, 503: errorRef }
+
+export const invitationParams = {
+  type: 'object',
+  properties: { orgId: uuid, id: uuid },
+  required: ['orgId', 'id'],
+  additionalProperties: false
+} as const
+
+/** The answer to an invitation: the same shape whether or not the address has an account. */
+export const invitation = {
+  type: 'object',
+  properties: {
+    id: { ...uuid, description: 'The invitation id' },
+    email: { type: 'string', description: 'The invited address, normalised' },
+    role: { type: 'string' },
+    expires_at: { type: 'string', format: 'date-time' }
+  },
+  required: ['id', 'email', 'role', 'expires_at'],
+  additionalProperties: false
+} as const
+
+export const pendingInvitations = {
+  type: 'array',
+  items: {
+    type: 'object',
+    properties: {
+      ...invitation.properties,
+      created_at: { type: 'string', format: 'date-time', description: 'When the current invitation was sent' },
+      invited_by: { type: 'string', nullable: true, description: 'Who sent it (a user id)' }
+    },
+    required: ['id', 'email', 'role', 'expires_at', 'created_at', 'invited_by'],
+    additionalProperties: false
+  }
+} as const
+
+export const accepted = {
+  type: 'object',
+  properties: { org_id: uuid, role: { type: 'string' } },
+  required: ['org_id', 'role'],
+  additionalProperties: false
+} as const
