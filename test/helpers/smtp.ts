@@ -75,7 +75,7 @@ export async function startSmtp (): Promise<TestSmtp> {
 }
 
 /** The token of the link to `<page>?token=` in a mail's plain-text body. */
-export function linkToken (mail: ReceivedMail, page: 'verify-email' | 'reset-password'): string {
+export function linkToken (mail: ReceivedMail, page: 'verify-email' | 'reset-password' | 'accept-invite'): string {
   const match = new RegExp(`/${page}\\?token=([A-Za-z0-9_%-]+)`).exec(mail.text)
   if (match === null) throw new Error(`no ${page} link in the mail "${mail.subject}"`)
   return decodeURIComponent(match[1])

@@ -1,21 +1,26 @@
 // /orgs on the whole app (real tokens through the real authenticate hook), on SQLite and
 // PostgreSQL: creation and slugs, org scoping by route parameter, the role hierarchy,
 // immediate loss of access after removal or demotion, the last-admin rule (also under
-// concurrent demotions), clear 4xx errors and the audit trail.
+// concurrent demotions), clear 4xx errors and the audit trail. Members join by invitation
+// (test/orgs/invitations.test.ts covers the invitations themselves).
 import t from 'tap'
 import { build } from '../helpers/build.ts'
 import { providers } from '../helpers/databases.ts'
-import { account, call } from '../rbac/fixtures.ts'
+import { startSmtp } from '../helpers/smtp.ts'
+import { call } from '../rbac/fixtures.ts'
+import { join, verifiedAccount } from './helpers.ts'
 
 const MISSING_ORG = '00000000-0000-4000-8000-000000000000'
 
 for (const { provider, skip } of await providers()) {
   t.test(`organizations on ${provider}`, { skip }, async (t) => {
-    const { app } = await build(t, { provider })
-    const ada = await account(app, { email: 'ada@example.com', name: 'Ada' })
-    const bob = await account(app, { email: 'bob@example.com', name: 'Bob' })
-    const cyd = await account(app, { email: 'cyd@example.com' })
-    const eve = await account(app, { email: 'eve@example.com' })
+    const smtp = await startSmtp()
+    t.teardown(() => smtp.close())
+    const { app } = await build(t, { provider, env: { SMTP_URL: smtp.url }, app: { rateLimit: { classes: { login: { max: 1000 } } } } })
+    const ada = await verifiedAccount(app, { email: 'ada@example.com', name: 'Ada' })
+    const bob = await verifiedAccount(app, { email: 'bob@example.com', name: 'Bob' })
+    const cyd = await verifiedAccount(app, { email: 'cyd@example.com' })
+    const eve = await verifiedAccount(app, { email: 'eve@example.com' })
 
     const created = await call(app, 'POST', '/orgs', ada, { name: 'Acme Café, Inc.' })
     t.equal(created.status, 201)
@@ -39,16 +44,18 @@ for (const { provider, skip } of await providers()) {
       t.notOk(JSON.stringify(res.body).includes('passwordHash'), 'no account internals')
     })
 
-    await t.test('errors: invalid uuid, unknown org, non-member, unknown email, duplicate, bad role', async (t) => {
+    await t.test('errors: invalid uuid, unknown org, non-member, duplicate, bad role', async (t) => {
       t.match(await call(app, 'GET', '/orgs/not-a-uuid', ada), { status: 400, code: 'FST_ERR_VALIDATION' })
       t.match(await call(app, 'GET', `/orgs/${MISSING_ORG}`, ada), { status: 404, code: 'NOT_FOUND' })
       const outsider = await call(app, 'GET', `/orgs/${acme}`, eve)
       t.match(outsider, { status: 404, code: 'NOT_FOUND' }, 'a non-member cannot tell the organization exists')
       t.same(outsider.body, (await call(app, 'GET', `/orgs/${MISSING_ORG}`, eve)).body, 'same answer as for a missing organization')
-      t.match(await call(app, 'POST', `/orgs/${acme}/members`, ada, { email: 'nobody@example.com', role: 'viewer' }), { status: 404, code: 'NOT_FOUND' })
+      t.match(await call(app, 'POST', `/orgs/${acme}/members`, ada, { email: 'nobody@example.com', role: 'viewer' }), { status: 202, body: { email: 'nobody@example.com', role: 'viewer' } }, 'an address without an account is invited like any other')
       t.match(await call(app, 'POST', `/orgs/${acme}/members`, ada, { email: 'bob@example.com', role: 'owner' }), { status: 400 })
-      t.match(await call(app, 'POST', `/orgs/${acme}/members`, ada, { email: 'BOB@Example.com ', role: 'developer' }), { status: 201, body: { id: bob.id, email: 'bob@example.com', role: 'developer' } }, 'the email is normalised')
-      t.match(await call(app, 'POST', `/orgs/${acme}/members`, ada, { email: 'bob@example.com', role: 'viewer' }), { status: 409, code: 'CONFLICT' }, 'duplicate membership')
+      t.match(await call(app, 'POST', `/orgs/${acme}/members`, ada, { email: 'not an address', role: 'viewer' }), { status: 400, code: 'FST_ERR_VALIDATION' })
+      await join(app, smtp, acme, ada, { ...bob, email: 'BOB@Example.com ' }, 'developer')
+      t.match((await call(app, 'GET', `/orgs/${acme}`, bob)).body.members, [{ id: ada.id }, { id: bob.id, email: 'bob@example.com', role: 'developer' }], 'invited as BOB@Example.com, bob joined: the email is normalised')
+      t.match(await call(app, 'POST', `/orgs/${acme}/members`, ada, { email: 'bob@example.com', role: 'viewer' }), { status: 409, code: 'CONFLICT' }, 'the address of a member')
       t.match(await call(app, 'PATCH', `/orgs/${acme}/members/${eve.id}`, ada, { role: 'viewer' }), { status: 404, code: 'NOT_FOUND' }, 'not a member')
       t.match(await call(app, 'DELETE', `/orgs/${acme}/members/not-a-uuid`, ada), { status: 400 })
       t.match(await call(app, 'POST', `/orgs/${MISSING_ORG}/members`, ada, { email: 'bob@example.com', role: 'viewer' }), { status: 404 })
@@ -56,7 +63,7 @@ for (const { provider, skip } of await providers()) {
 
     await t.test('hierarchy: a developer may do what a viewer may, not what an admin may', async (t) => {
       t.equal((await call(app, 'GET', `/orgs/${acme}`, bob)).status, 200, 'developer reads (a viewer right)')
-      t.match(await call(app, 'POST', `/orgs/${acme}/members`, bob, { email: 'cyd@example.com', role: 'viewer' }), { status: 403, code: 'FORBIDDEN' }, 'developer cannot add members')
+      t.match(await call(app, 'POST', `/orgs/${acme}/members`, bob, { email: 'cyd@example.com', role: 'viewer' }), { status: 403, code: 'FORBIDDEN' }, 'developer cannot invite')
       t.match(await call(app, 'PATCH', `/orgs/${acme}/members/${bob.id}`, bob, { role: 'admin' }), { status: 403, code: 'FORBIDDEN' }, 'nor promote themself')
       t.match(await call(app, 'DELETE', `/orgs/${acme}/members/${ada.id}`, bob), { status: 403 }, 'nor remove the admin')
     })
@@ -64,15 +71,16 @@ for (const { provider, skip } of await providers()) {
     await t.test('org scoping by route parameter: a member of one org has no rights in another', async (t) => {
       t.equal((await call(app, 'GET', `/orgs/${other}`, bob)).status, 200, 'bob is admin of his own org')
       t.match(await call(app, 'GET', `/orgs/${other}`, ada), { status: 404 }, 'ada, admin of acme, is nobody in bob\'s org')
-      t.match(await call(app, 'POST', `/orgs/${other}/members`, ada, { email: 'ada@example.com', role: 'admin' }), { status: 404 }, 'and cannot add herself there')
+      t.match(await call(app, 'POST', `/orgs/${other}/members`, ada, { email: 'ada@example.com', role: 'admin' }), { status: 404 }, 'and cannot invite herself there')
       t.match(await call(app, 'PATCH', `/orgs/${other}/members/${bob.id}`, ada, { role: 'viewer' }), { status: 404 })
       t.match(await call(app, 'DELETE', `/orgs/${acme}/members/${ada.id}`, bob), { status: 403 }, 'bob\'s admin role elsewhere does not count in acme')
     })
 
     await t.test('a removed or demoted member loses access on the next request with the same token', async (t) => {
-      t.equal((await call(app, 'POST', `/orgs/${acme}/members`, ada, { email: 'cyd@example.com', role: 'admin' })).status, 201)
+      await join(app, smtp, acme, ada, cyd, 'admin')
       t.equal((await call(app, 'GET', `/orgs/${acme}`, cyd)).status, 200, 'cyd reads (warms the membership cache)')
-      t.equal((await call(app, 'POST', `/orgs/${acme}/members`, cyd, { email: 'eve@example.com', role: 'viewer' })).status, 201, 'cyd acts as admin')
+      await join(app, smtp, acme, cyd, eve, 'viewer')
+      t.equal((await call(app, 'GET', `/orgs/${acme}`, eve)).status, 200, 'cyd acted as admin: eve joined through her invitation')
       t.match(await call(app, 'PATCH', `/orgs/${acme}/members/${cyd.id}`, ada, { role: 'viewer' }), { status: 200, body: { id: cyd.id, role: 'viewer' } })
       t.match(await call(app, 'DELETE', `/orgs/${acme}/members/${eve.id}`, cyd), { status: 403 }, 'demoted: admin rights gone at once')
       t.equal((await call(app, 'GET', `/orgs/${acme}`, cyd)).status, 200, 'viewer rights remain')
@@ -96,7 +104,7 @@ for (const { provider, skip } of await providers()) {
     await t.test('concurrent demotions and removals never leave an organization without an admin', async (t) => {
       for (let round = 0; round < 5; round++) {
         const org = (await call(app, 'POST', '/orgs', ada, { name: `Race ${round}` })).body.id as string
-        t.equal((await call(app, 'POST', `/orgs/${org}/members`, ada, { email: 'bob@example.com', role: 'admin' })).status, 201)
+        await join(app, smtp, org, ada, bob, 'admin')
         const results = await Promise.all(round % 2 === 0
           ? [call(app, 'PATCH', `/orgs/${org}/members/${bob.id}`, ada, { role: 'viewer' }), call(app, 'PATCH', `/orgs/${org}/members/${ada.id}`, bob, { role: 'viewer' })]
           : [call(app, 'DELETE', `/orgs/${org}/members/${bob.id}`, ada), call(app, 'DELETE', `/orgs/${org}/members/${ada.id}`, bob)])
@@ -113,7 +121,7 @@ for (const { provider, skip } of await providers()) {
       await app.audit.flush()
       const events = await app.store.prisma.auditEvent.findMany({ where: { orgId: acme }, orderBy: { createdAt: 'asc' } })
       const types = new Set(events.map((e) => e.type))
-      for (const type of ['org_created', 'membership_added', 'membership_changed', 'membership_removed']) t.ok(types.has(type), `${type} recorded`)
+      for (const type of ['org_created', 'invitation_sent', 'invitation_accepted', 'membership_added', 'membership_changed', 'membership_removed']) t.ok(types.has(type), `${type} recorded`)
       const demotion = events.find((e) => e.type === 'membership_changed' && e.subjectId === cyd.id)
       t.match(demotion, { actorId: ada.id, subjectId: cyd.id, orgId: acme, outcome: 'success' })
       t.same(JSON.parse(demotion?.details ?? '{}'), { from: 'admin', to: 'viewer' })
