@@ -1,8 +1,8 @@
 // Invitations to an organization: membership only with the invitee's consent.
-//  - invite(): the same work and the same answer for every address (whether it has an account is
-//    never looked up); one invitation per organization and address, so inviting again replaces
-//    its token, role and expiry; the token (lib/mail-token.ts) goes only into the mail, the row
-//    keeps its SHA-256.
+//  - invite(): the same work and the same answer for an address with or without an account (the
+//    one lookup, in one query, is whether it belongs to a member); one invitation per
+//    organization and address, so inviting again replaces its token, role and expiry; the token
+//    (lib/mail-token.ts) goes only into the mail, the row keeps its SHA-256.
 //  - accept(): the caller's account must have the invitation's address, verified; the one request
 //    whose conditional update claims the row wins, and the membership is created in the same
 //    transaction (a caller who is already a member rolls it back: the invitation stays pending).
