@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { build } from '../helpers/build.ts'
 import { providers } from '../helpers/databases.ts'
 import { keysCommand } from '../../cli/keys.ts'
+import { linkToken, startSmtp } from '../helpers/smtp.ts'
 
 const AGENT = 'gatehouse-audit-trail-test/1.0'
 const ROOT_PASSWORD = 'root-bootstrap-passphrase-8812'
@@ -27,9 +28,11 @@ async function req (app: FastifyInstance, method: string, url: string, options: 
 for (const { provider, skip } of await providers()) {
   t.test(`the audit trail on ${provider}`, { skip }, async (t) => {
     // The per-IP login limit is raised so that the per-account throttle (audited) answers first.
+    const smtp = await startSmtp()
+    t.teardown(() => smtp.close())
     const { app, config } = await build(t, {
       provider,
-      env: { ADMIN_EMAIL: 'root@example.com', ADMIN_PASSWORD: ROOT_PASSWORD },
+      env: { ADMIN_EMAIL: 'root@example.com', ADMIN_PASSWORD: ROOT_PASSWORD, SMTP_URL: smtp.url },
       app: { rateLimit: { failedCredentials: { max: 1000 }, classes: { login: { max: 1000 }, register: { max: 1000 } } } }
     })
     const secrets: string[] = [ROOT_PASSWORD, P1, P2, BOB_PASSWORD, WRONG]
@@ -75,7 +78,16 @@ for (const { provider, skip } of await providers()) {
     t.equal((await req(app, 'PATCH', `/admin/users/${bob}`, { token: admin, body: { roles: ['user'] } })).status, 200)
     const org = await req(app, 'POST', '/orgs', { token: admin, body: { name: 'Trail' } })
     t.equal(org.status, 201, 'org created')
-    t.equal((await req(app, 'POST', `/orgs/${org.body?.id}/members`, { token: admin, body: { email: 'bob@example.com', role: 'viewer' } })).status, 201)
+    t.equal((await req(app, 'POST', `/orgs/${org.body?.id}/members`, { token: admin, body: { email: 'bob@example.com', role: 'viewer' } })).status, 202, 'invitation sent')
+    const invitation = linkToken(await smtp.next((m) => m.to.includes('bob@example.com') && /invited/.test(m.subject)), 'accept-invite')
+    keep(invitation)
+    const confirm = linkToken(await smtp.next((m) => m.to.includes('bob@example.com') && /Confirm your email/.test(m.subject)), 'verify-email')
+    keep(confirm)
+    t.equal((await req(app, 'POST', '/auth/email/verify', { body: { token: confirm } })).status, 204, 'bob confirms his address')
+    t.equal((await req(app, 'POST', '/orgs/invitations/accept', { token: bobRes.body?.access_token, body: { token: invitation } })).status, 200, 'invitation accepted')
+    const revoked = await req(app, 'POST', `/orgs/${org.body?.id}/members`, { token: admin, body: { email: 'cyd@example.com', role: 'viewer' } })
+    keep(linkToken(await smtp.next((m) => m.to.includes('cyd@example.com')), 'accept-invite'))
+    t.equal((await req(app, 'DELETE', `/orgs/${org.body?.id}/invitations/${revoked.body?.id}`, { token: admin })).status, 204, 'invitation revoked')
     t.equal((await req(app, 'PATCH', `/orgs/${org.body?.id}/members/${bob}`, { token: admin, body: { role: 'developer' } })).status, 200)
     t.equal((await req(app, 'DELETE', `/orgs/${org.body?.id}/members/${bob}`, { token: admin })).status, 204)
     t.equal((await req(app, 'PATCH', `/admin/users/${bob}`, { token: admin, body: { disabled: true } })).status, 200, 'disabled')
@@ -95,7 +107,7 @@ for (const { provider, skip } of await providers()) {
     const rows = await app.store.prisma.auditEvent.findMany({ orderBy: { createdAt: 'asc' } })
     const has = (type: string, outcome = 'success', reason?: string) => rows.some((r) => r.type === type && r.outcome === outcome && (reason === undefined || r.reason === reason))
     for (const type of ['register', 'login', 'refresh', 'logout', 'logout_all', 'password_change', 'api_key_created', 'api_key_revoked',
-      'roles_changed', 'org_created', 'membership_added', 'membership_changed', 'membership_removed', 'user_disabled', 'user_enabled', 'user_deleted', 'key_rotated']) {
+      'roles_changed', 'org_created', 'invitation_sent', 'invitation_accepted', 'invitation_revoked', 'membership_added', 'membership_changed', 'membership_removed', 'user_disabled', 'user_enabled', 'user_deleted', 'key_rotated']) {
       t.ok(has(type), `${type} recorded`)
     }
     t.ok(rows.some((r) => r.type === 'refresh_reuse'), 'refresh_reuse recorded')

@@ -8,14 +8,18 @@ import { buildApp } from '../../server/app.ts'
 import { captureLogs, testConfig } from '../helpers/build.ts'
 import { createTestDatabase, postgresAdminUrl } from '../helpers/databases.ts'
 import { redisUrl, REDIS_SKIP_REASON } from '../helpers/redis.ts'
-import { account, call } from '../rbac/fixtures.ts'
+import { startSmtp } from '../helpers/smtp.ts'
+import { call } from '../rbac/fixtures.ts'
+import { join as joinOrg, verifiedAccount } from './helpers.ts'
 
 const redis = await redisUrl()
 
 t.test('membership changes reach every instance through the bus', { skip: redis === null ? REDIS_SKIP_REASON : false }, async (t) => {
   const db = await createTestDatabase(await postgresAdminUrl() === null ? 'sqlite' : 'postgresql')
   const keysDir = mkdtempSync(join(tmpdir(), 'gatehouse-keys-'))
-  const env = { DATABASE_URL: db.url, REDIS_URL: redis ?? '', AUTH_KEYS_DIR: keysDir }
+  const smtp = await startSmtp()
+  t.teardown(() => smtp.close())
+  const env = { DATABASE_URL: db.url, REDIS_URL: redis ?? '', AUTH_KEYS_DIR: keysDir, SMTP_URL: smtp.url }
   const one = await buildApp(testConfig(env), { logger: captureLogs().logger })
   await one.ready()
   const two = await buildApp(testConfig(env), { logger: captureLogs().logger })
@@ -27,10 +31,10 @@ t.test('membership changes reach every instance through the bus', { skip: redis 
   })
   t.ok(one.bus.distributed && two.bus.distributed, 'both instances are on Redis')
 
-  const ada = await account(one, { email: 'ada@example.com' })
-  const bob = await account(one, { email: 'bob@example.com' })
+  const ada = await verifiedAccount(one, { email: 'ada@example.com' })
+  const bob = await verifiedAccount(one, { email: 'bob@example.com' })
   const org = (await call(one, 'POST', '/orgs', ada, { name: 'Shared' })).body.id as string
-  t.equal((await call(one, 'POST', `/orgs/${org}/members`, ada, { email: 'bob@example.com', role: 'admin' })).status, 201)
+  await joinOrg(one, smtp, org, ada, bob, 'admin')
 
   async function eventually (check: () => Promise<boolean>): Promise<boolean> {
     // A bound for a loaded CI machine, not a latency assertion: notices usually arrive in milliseconds.
