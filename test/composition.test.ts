@@ -3,7 +3,8 @@
 //   onRequest: rate limiter, then authenticate  ->  body parsing and validation  ->
 //   preHandler: rbac guard  ->  handler  ->  service (fastify.users, ...)  ->  store
 // and the composition rules: a verifier registered after authenticate, the store after rbac,
-// Redis after rate-limit, or audit after accounts, fails at ready instead of being silently left out.
+// Redis after rate-limit, audit after accounts, or the mailer after orgs, fails at ready instead of
+// being silently left out.
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -19,6 +20,7 @@ import { redis } from '../plugins/redis/index.ts'
 import { audit } from '../plugins/audit/index.ts'
 import { mailer } from '../plugins/mailer/index.ts'
 import { accounts } from '../plugins/accounts/index.ts'
+import { orgs } from '../plugins/orgs/index.ts'
 
 const PASSWORD = 'composition passphrase 8812'
 
@@ -121,4 +123,30 @@ t.test('accounts fails at ready when audit is registered after it', async (t) =>
   }
   await t.rejects(Promise.resolve(compose(false).ready()), { name: 'OptionsError', code: 'GATEHOUSE_INVALID_OPTION', plugin: 'gatehouse-accounts', option: 'audit' })
   await t.resolves(Promise.resolve(compose(true).ready()), 'audit first: account events are recorded')
+})
+
+t.test('orgs fails at ready when the mailer is registered after it; without one, invitations say why', async (t) => {
+  const db = await createTestDatabase('sqlite')
+  t.teardown(() => db.drop())
+  const compose = (mail: 'first' | 'after' | 'none'): FastifyInstance => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    app.register(store, { databaseUrl: db.url })
+    app.register(audit)
+    // A stand-in with the name orgs depends on: only the order of the mailer is under test.
+    app.register(fp(async (f: FastifyInstance) => { f.decorate('credentials', { normalizeEmail: (e: string) => e.trim().toLowerCase() } as never) }, { name: 'gatehouse-credentials' }))
+    app.register(rbac)
+    const nowhere = { appUrl: 'http://127.0.0.1', transport: { description: 'nowhere', send: async () => {}, close: () => {} } }
+    if (mail === 'first') app.register(mailer, nowhere)
+    app.register(orgs)
+    if (mail === 'after') app.register(mailer, nowhere)
+    return app
+  }
+  await t.rejects(Promise.resolve(compose('after').ready()), { name: 'OptionsError', code: 'GATEHOUSE_INVALID_OPTION', plugin: 'gatehouse-orgs', option: 'mailer' })
+  await t.resolves(Promise.resolve(compose('first').ready()), 'mailer first: invitations are mailed')
+  const bare = compose('none')
+  await bare.ready()
+  const org = await bare.orgs.create((await bare.store.prisma.user.create({ data: { email: 'ada@example.com' } })).id, 'Acme')
+  await t.rejects(bare.orgs.invite(org.id, 'bob@example.com', 'viewer'), { name: 'OptionsError', plugin: 'gatehouse-orgs', option: 'mailer', message: /register gatehouse-mailer/ })
+  t.equal(await bare.store.prisma.orgInvitation.count(), 0, 'nothing stored')
 })

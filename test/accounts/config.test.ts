@@ -12,6 +12,7 @@ t.test('defaults', async (t) => {
   t.equal(c.appName, 'Gatehouse')
   t.equal(c.emailVerificationTtl, 86_400)
   t.equal(c.passwordResetTtl, 1800)
+  t.equal(c.orgInvitationTtl, 604_800, 'invitations work for 7 days')
   t.equal(c.requireVerifiedEmail, false)
   t.same(c.corsOrigins, [], 'no CORS origin by default')
 })
@@ -23,12 +24,14 @@ t.test('values', async (t) => {
     APP_URL: 'https://app.acme.example/',
     REQUIRE_VERIFIED_EMAIL: 'TRUE',
     CORS_ORIGINS: 'https://app.acme.example, http://localhost:5173,https://app.acme.example',
-    PASSWORD_RESET_TTL: '600'
+    PASSWORD_RESET_TTL: '600',
+    ORG_INVITATION_TTL: '3600'
   })
   t.equal(c.appUrl, 'https://app.acme.example', 'a trailing slash is dropped')
   t.equal(c.requireVerifiedEmail, true)
   t.same(c.corsOrigins, ['https://app.acme.example', 'http://localhost:5173'], 'trimmed and deduplicated')
   t.equal(c.passwordResetTtl, 600)
+  t.equal(c.orgInvitationTtl, 3600)
 })
 
 t.test('bad values name their variable', async (t) => {
@@ -43,7 +46,9 @@ t.test('bad values name their variable', async (t) => {
     [{ CORS_ORIGINS: 'https://app.example.com/' }, 'CORS_ORIGINS'],
     [{ CORS_ORIGINS: 'https://*.example.com' }, 'CORS_ORIGINS'],
     [{ PASSWORD_RESET_TTL: '10' }, 'PASSWORD_RESET_TTL'],
-    [{ EMAIL_VERIFICATION_TTL: 'a day' }, 'EMAIL_VERIFICATION_TTL']
+    [{ EMAIL_VERIFICATION_TTL: 'a day' }, 'EMAIL_VERIFICATION_TTL'],
+    [{ ORG_INVITATION_TTL: '30' }, 'ORG_INVITATION_TTL'],
+    [{ ORG_INVITATION_TTL: '2592001' }, 'ORG_INVITATION_TTL']
   ]
   for (const [env, variable] of cases) {
     let thrown: unknown

@@ -10,6 +10,18 @@ import { invitationToken, verifiedAccount } from './helpers.ts'
 
 const DAY = 86_400_000
 
+t.test('ORG_INVITATION_TTL sets the lifetime', async (t) => {
+  const smtp = await startSmtp()
+  t.teardown(() => smtp.close())
+  const { app } = await build(t, { env: { SMTP_URL: smtp.url, ORG_INVITATION_TTL: '3600' } })
+  const ada = await verifiedAccount(app, { email: 'ada@example.com' })
+  const org = (await call(app, 'POST', '/orgs', ada, { name: 'Short' })).body.id as string
+  const sent = await call(app, 'POST', `/orgs/${org}/members`, ada, { email: 'bob@example.com', role: 'viewer' })
+  const lifetime = Date.parse(sent.body.expires_at) - Date.now()
+  t.ok(lifetime > 3_540_000 && lifetime <= 3_600_000, `expires_at is an hour ahead (${lifetime} ms)`)
+  t.match((await smtp.next((m) => m.to.includes('bob@example.com'))).text, /expires in 1 hour/, 'and the mail says so')
+})
+
 for (const { provider, skip } of await providers()) {
   t.test(`the life of an invitation on ${provider}`, { skip }, async (t) => {
     const smtp = await startSmtp()
