@@ -151,6 +151,9 @@ export function serverOptions (config: GatehouseConfig, logger?: FastifyServerOp
     bodyLimit: 64 * 1024,
     routerOptions: { maxParamLength: 200 },
     return503OnClosing: true,
+    // Start-up connects to the database, loads or makes signing keys and may wait for Redis: on a
+    // loaded machine that can pass avvio's 10 s default, which would fail a healthy start.
+    pluginTimeout: 60_000,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } }
   }
 }
