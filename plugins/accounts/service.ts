@@ -311,10 +311,15 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
       await tokens.userChanged(userId)
       record({ type: AUDIT_EVENTS.EMAIL_VERIFIED, outcome: 'success', subjectId: userId, details: { via } })
     },
-    /** EMAIL_NOT_VERIFIED when sign-in requires a verified address and `user` has none. */
-    assertMaySignIn (user: Pick<User, 'id' | 'emailVerifiedAt'>, request?: FastifyRequest): void {
+    /**
+     * EMAIL_NOT_VERIFIED when sign-in requires a verified address and `user` has none. Called for
+     * every door once its credential proved right: a password (through the sign-in check the
+     * plugin adds to gatehouse-credentials: login, the password grant, HTTP Basic) and a passkey.
+     * `details` say which door (`{ scheme: 'basic' }`, `{ method: 'webauthn' }`) in the audit event.
+     */
+    assertMaySignIn (user: Pick<User, 'id' | 'emailVerifiedAt'>, request?: FastifyRequest, details?: Record<string, unknown>): void {
       if (!options.requireVerifiedEmail || user.emailVerifiedAt !== null) return
-      record({ type: AUDIT_EVENTS.LOGIN_FAILURE, outcome: 'failure', reason: 'email_not_verified', subjectId: user.id, request })
+      record({ type: AUDIT_EVENTS.LOGIN_FAILURE, outcome: 'failure', reason: 'email_not_verified', subjectId: user.id, details, request })
       throw gatehouseError('EMAIL_NOT_VERIFIED')
     },
     verifyEmail,

@@ -194,8 +194,8 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
 
   fastify.post('/login', { schema: loginSchema, config: { rateLimitClass: 'login' } }, async (request, reply) => {
     const { email, password } = request.body as { email: string, password: string }
+    // REQUIRE_VERIFIED_EMAIL (gatehouse-accounts) is applied inside, after a correct password.
     const user = await fastify.credentials.login(email, password, request)
-    if (fastify.hasDecorator('accounts')) fastify.accounts.assertMaySignIn(user, request)
     const challenge = await secondFactorChallenge(fastify, user, '')
     if (challenge !== null) return sendMfaRequired(reply, challenge)
     return await loginResponse(fastify, user, { request, reply })

@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { gatehouseError, insufficientAuthentication, missingAuthorization } from '../../lib/errors.ts'
 import { userHasMfa } from '../../lib/amr.ts'
 import type { Passkeys } from '../../plugins/mfa/index.ts'
+import type { User } from '../../plugins/store/index.ts'
 import { loginResponse, tokenWithUserSchema } from './login-response.ts'
 import { sessionModeField } from './cookie-session.ts'
 import { credentialField } from './mfa.ts'
@@ -58,7 +59,7 @@ export default async function webauthnRoutes (fastify: FastifyInstance): Promise
     schema: {
       tags: ['auth'],
       summary: 'Log in with a passkey (no password)',
-      description: 'The access token\'s amr is ["hwk","user"], plus "mfa" when the authenticator verified the user (PIN or biometrics). A wrong, replayed or expired answer is 401 INVALID_MFA_CODE.',
+      description: 'The access token\'s amr is ["hwk","user"], plus "mfa" when the authenticator verified the user (PIN or biometrics). A wrong, replayed or expired answer is 401 INVALID_MFA_CODE. With REQUIRE_VERIFIED_EMAIL, a valid answer for an account whose address is not verified is 403 EMAIL_NOT_VERIFIED.',
       security: [],
       body: {
         type: 'object',
@@ -71,7 +72,9 @@ export default async function webauthnRoutes (fastify: FastifyInstance): Promise
     config: { rateLimitClass: 'login' }
   }, async (request, reply) => {
     const body = request.body as { challenge_id: string, credential: unknown }
-    const { user, amr } = await passkeys().login(body.challenge_id, body.credential, request)
+    // REQUIRE_VERIFIED_EMAIL holds for a passkey too: it is told only after a valid assertion.
+    const maySignIn = fastify.hasDecorator('accounts') ? (user: User) => fastify.accounts.assertMaySignIn(user, request, { method: 'webauthn' }) : undefined
+    const { user, amr } = await passkeys().login(body.challenge_id, body.credential, request, maySignIn)
     noStore(reply)
     return await loginResponse(fastify, user, { request, reply, amr })
   })

@@ -207,8 +207,8 @@ export default async function oauthRoutes (fastify: FastifyInstance, options: OA
     }
     if (body.grant_type === 'password') {
       if (body.username === undefined || body.password === undefined) throw invalidRequest('username and password are required')
+      // REQUIRE_VERIFIED_EMAIL (gatehouse-accounts) is applied inside, after a correct password.
       const user = await fastify.credentials.login(body.username, body.password, request)
-      if (fastify.hasDecorator('accounts')) fastify.accounts.assertMaySignIn(user, request)
       const challenge = fastify.hasDecorator('mfa') ? await fastify.mfa.challenge(user, caller.id) : null
       if (challenge !== null) {
         return reply.code(403).send({ error: 'mfa_required', error_description: 'A second factor is required: send the mfa_token and a code to POST /auth/mfa/verify', mfa_token: challenge.mfaToken })
