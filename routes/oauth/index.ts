@@ -115,7 +115,8 @@ const introspectSchema = {
         token_type: { type: 'string' },
         sid: { type: 'string' },
         username: { type: 'string' },
-        amr: { type: 'array', items: { type: 'string' }, description: 'RFC 8176 methods of the authentication behind the token' }
+        amr: { type: 'array', items: { type: 'string' }, description: 'RFC 8176 methods of the authentication behind the token' },
+        auth_time: { type: 'integer', description: 'When that authentication happened (RFC 9470 §6.2); a refresh does not move it' }
       },
       required: ['active']
     },
@@ -280,7 +281,8 @@ export default async function oauthRoutes (fastify: FastifyInstance, options: OA
       scope: typeof claims.scope === 'string' ? claims.scope : undefined,
       sid: user.sid,
       username: user.email,
-      amr: Array.isArray(claims.amr) ? claims.amr : undefined
+      amr: Array.isArray(claims.amr) ? claims.amr : undefined,
+      auth_time: typeof claims.auth_time === 'number' ? claims.auth_time : undefined
     }
   })
 }
