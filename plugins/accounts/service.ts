@@ -216,11 +216,16 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
     await attempt?.succeed()
   }
 
-  /** POST /auth/email: a confirmation link to the new address, a notice to the old one. */
-  async function requestEmailChange (userId: string, newEmail: string, currentPassword: string, request?: FastifyRequest): Promise<void> {
+  /**
+   * POST /auth/email: a confirmation link to the new address, a notice to the old one. `confirm`
+   * runs once the current password is right, before the new address is looked at (a step-up
+   * check, for example a current TOTP code); what it throws ends the request.
+   */
+  async function requestEmailChange (userId: string, newEmail: string, currentPassword: string, request?: FastifyRequest, checks: { confirm?: () => Promise<void> } = {}): Promise<void> {
     const user = await prisma.user.findUnique({ where: { id: userId } })
     if (user === null || !active(user)) throw gatehouseError('USER_NOT_FOUND')
     await checkCurrentPassword(user, currentPassword, request)
+    await checks.confirm?.()
     if (newEmail === user.email) {
       record({ type: AUDIT_EVENTS.EMAIL_CHANGE_REQUESTED, outcome: 'failure', reason: 'same_email', actorId: user.id, subjectId: user.id, request })
       throw gatehouseError('CONFLICT', 'This is already the account\'s email address')

@@ -467,8 +467,10 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
   /**
    * Re-verifies the current password (throttled like a login), applies the policy to the new one,
    * stores its hash and drops cached Basic verifications. Sessions are the caller's to revoke.
+   * `confirm` runs once the current password is right, before anything changes (a step-up check,
+   * for example a current TOTP code); what it throws ends the change.
    */
-  async function changePassword (userId: string, currentPassword: string, newPassword: string, request?: FastifyRequest): Promise<User> {
+  async function changePassword (userId: string, currentPassword: string, newPassword: string, request?: FastifyRequest, options: { confirm?: () => Promise<void> } = {}): Promise<User> {
     const current = await prisma.user.findUnique({ where: { id: userId } })
     if (current === null || current.deletedAt !== null) throw gatehouseError('USER_NOT_FOUND')
     let normalizedNew: string
@@ -479,6 +481,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
       throw err
     }
     const user = await checkPassword(current.email, currentPassword, 'password_change', request)
+    await options.confirm?.()
     const passwordHash = await guarded(() => hasher.hash(normalizedNew))
     const now = new Date()
     const { count } = await prisma.user.updateMany({ where: { id: userId, passwordHash: user.passwordHash }, data: { passwordHash, passwordChangedAt: now } })
