@@ -41,3 +41,24 @@ export function userHasMfa (user: AuthUser | null | undefined, mfaAcrValues: rea
   if (user === null || user === undefined || user.scheme !== 'bearer' || user.claims === undefined) return false
   return isMultiFactor(amrOf(user.claims), user.claims.acr, mfaAcrValues)
 }
+
+/**
+ * When the user last really authenticated, from a bearer token's `auth_time` claim (OIDC Core
+ * §2, RFC 9470 §4; seconds since the epoch). A refresh does not move it. Null when the token
+ * says nothing usable: such a token is never "recent".
+ */
+export function authTimeOf (user: AuthUser | null | undefined): number | null {
+  if (user === null || user === undefined || user.scheme !== 'bearer') return null
+  const authTime = user.claims?.auth_time
+  return typeof authTime === 'number' && Number.isSafeInteger(authTime) && authTime >= 0 ? authTime : null
+}
+
+/**
+ * Whether `user` holds a bearer token from a multi-factor authentication at most `maxAgeSeconds`
+ * old at `nowMs` (RFC 9470 `max_age`): what a sensitive action accepts instead of a current code.
+ */
+export function isRecentMultiFactor (user: AuthUser | null | undefined, nowMs: number, maxAgeSeconds: number): boolean {
+  const authTime = authTimeOf(user)
+  if (authTime === null || !userHasMfa(user)) return false
+  return Math.floor(nowMs / 1000) - authTime <= maxAgeSeconds
+}

@@ -88,11 +88,16 @@ export function missingAuthorization (): GatehouseError {
   return gatehouseError('MISSING_AUTHORIZATION', undefined, { headers: { 'www-authenticate': `Bearer realm="${REALM}"` } })
 }
 
-/** RFC 9470 §3: the token is valid but its authentication is too weak for this resource. */
-export function insufficientAuthentication (message?: string): GatehouseError {
-  return gatehouseError('INSUFFICIENT_AUTHENTICATION', message, {
-    headers: { 'www-authenticate': 'Bearer error="insufficient_user_authentication", error_description="A second factor is required"' }
-  })
+/**
+ * RFC 9470 §3: the token is valid but its authentication is too weak, or too old, for this
+ * resource. With `maxAge` the challenge carries `max_age` (seconds): an authentication at most
+ * that old, with a second factor, is what would do.
+ */
+export function insufficientAuthentication (message?: string, options: { maxAge?: number } = {}): GatehouseError {
+  const challenge = options.maxAge === undefined
+    ? 'Bearer error="insufficient_user_authentication", error_description="A second factor is required"'
+    : `Bearer error="insufficient_user_authentication", error_description="A recent authentication with a second factor is required", max_age="${options.maxAge}"`
+  return gatehouseError('INSUFFICIENT_AUTHENTICATION', message, { headers: { 'www-authenticate': challenge } })
 }
 
 /** 503 with a Retry-After, for an infrastructure fault (database, Redis, a full hashing queue). */

@@ -40,6 +40,8 @@ export interface GatehouseConfig extends AccountsConfig {
   logLevel: string
   /** ADMIN_REQUIRE_MFA: /admin/* needs a token with a second factor. */
   adminRequireMfa: boolean
+  /** STEP_UP_MAX_AGE: seconds a multi-factor login stays recent enough for a sensitive self-service action. */
+  stepUpMaxAge: number
   /** WEBAUTHN_RP_ID; undefined when passkeys are off (AUTH_ISSUER's host is an IP address and nothing was set). */
   webauthnRpId?: string
   /** WEBAUTHN_ORIGINS. */
@@ -301,6 +303,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatehouseConf
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     logLevel,
     adminRequireMfa: boolean(env, 'ADMIN_REQUIRE_MFA', false),
+    stepUpMaxAge: integer(env, 'STEP_UP_MAX_AGE', 300, 30, 86_400),
     webauthnRpId: webauthn.rpId,
     webauthnOrigins: webauthn.origins
   })

@@ -30,9 +30,10 @@ export function sessionsOptionsFromConfig (config: Pick<GatehouseConfig, 'refres
 
 
 /** The TOTP sealing key lives with the signing keys; passkeys are off without an RP id. */
-export function mfaOptionsFromConfig (config: Pick<GatehouseConfig, 'keysDir' | 'webauthnRpId' | 'webauthnOrigins'>): MfaOptions {
+export function mfaOptionsFromConfig (config: Pick<GatehouseConfig, 'keysDir' | 'webauthnRpId' | 'webauthnOrigins' | 'stepUpMaxAge'>): MfaOptions {
   return {
     keysDir: config.keysDir,
+    stepUpMaxAge: config.stepUpMaxAge,
     webauthn: config.webauthnRpId === undefined ? undefined : { rpId: config.webauthnRpId, origins: config.webauthnOrigins }
   }
 }

@@ -17,6 +17,8 @@ t.test('defaults follow CONTRACT §2', async (t) => {
   t.same(config.trustedIssuers, [])
   t.equal(config.trustProxy, undefined)
   t.equal(config.logLevel, 'info')
+  t.equal(config.stepUpMaxAge, 300)
+  t.equal(loadConfig({ STEP_UP_MAX_AGE: '120' }).stepUpMaxAge, 120)
   t.ok(Object.isFrozen(config))
 })
 
@@ -43,6 +45,8 @@ const bad: Array<[Record<string, string>, string]> = [
   [{ ACCESS_TOKEN_TTL: '-5' }, 'ACCESS_TOKEN_TTL'],
   [{ REFRESH_TOKEN_TTL: '9999999', REFRESH_TOKEN_MAX_TTL: '3600' }, 'REFRESH_TOKEN_TTL'],
   [{ REFRESH_REUSE_GRACE: '30' }, 'REFRESH_REUSE_GRACE'],
+  [{ STEP_UP_MAX_AGE: '5' }, 'STEP_UP_MAX_AGE'],
+  [{ STEP_UP_MAX_AGE: 'five minutes' }, 'STEP_UP_MAX_AGE'],
   [{ TRUSTED_ISSUERS: '[{"issuer":' }, 'TRUSTED_ISSUERS'],
   [{ TRUSTED_ISSUERS: '{"issuer":"x"}' }, 'TRUSTED_ISSUERS'],
   [{ ADMIN_EMAIL: 'a@example.com' }, 'ADMIN_PASSWORD'],

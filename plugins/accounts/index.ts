@@ -34,6 +34,14 @@ async function accountsPlugin (fastify: FastifyInstance, input: AccountsOptions)
     log: fastify.log
   })
   fastify.decorate('accounts', accounts)
+  // REQUIRE_VERIFIED_EMAIL is this plugin's rule; gatehouse-credentials applies it to every
+  // sign-in with a correct password (login, the password grant and HTTP Basic), after the
+  // account-state checks, so a wrong password still answers only INVALID_CREDENTIALS.
+  if (accounts.options.requireVerifiedEmail) {
+    fastify.credentials.addSignInCheck((user, { channel, request }) => {
+      accounts.assertMaySignIn(user, request, channel === 'basic' ? { scheme: 'basic' } : undefined)
+    })
+  }
   // The bootstrap admin (registered before) must be able to sign in under REQUIRE_VERIFIED_EMAIL.
   const vouched = accounts.options.verifiedEmails.map((email) => fastify.credentials.normalizeEmail(email))
   if (vouched.length > 0) {

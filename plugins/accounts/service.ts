@@ -216,11 +216,16 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
     await attempt?.succeed()
   }
 
-  /** POST /auth/email: a confirmation link to the new address, a notice to the old one. */
-  async function requestEmailChange (userId: string, newEmail: string, currentPassword: string, request?: FastifyRequest): Promise<void> {
+  /**
+   * POST /auth/email: a confirmation link to the new address, a notice to the old one. `confirm`
+   * runs once the current password is right, before the new address is looked at (a step-up
+   * check, for example a current TOTP code); what it throws ends the request.
+   */
+  async function requestEmailChange (userId: string, newEmail: string, currentPassword: string, request?: FastifyRequest, checks: { confirm?: () => Promise<void> } = {}): Promise<void> {
     const user = await prisma.user.findUnique({ where: { id: userId } })
     if (user === null || !active(user)) throw gatehouseError('USER_NOT_FOUND')
     await checkCurrentPassword(user, currentPassword, request)
+    await checks.confirm?.()
     if (newEmail === user.email) {
       record({ type: AUDIT_EVENTS.EMAIL_CHANGE_REQUESTED, outcome: 'failure', reason: 'same_email', actorId: user.id, subjectId: user.id, request })
       throw gatehouseError('CONFLICT', 'This is already the account\'s email address')
@@ -311,10 +316,15 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
       await tokens.userChanged(userId)
       record({ type: AUDIT_EVENTS.EMAIL_VERIFIED, outcome: 'success', subjectId: userId, details: { via } })
     },
-    /** EMAIL_NOT_VERIFIED when sign-in requires a verified address and `user` has none. */
-    assertMaySignIn (user: Pick<User, 'id' | 'emailVerifiedAt'>, request?: FastifyRequest): void {
+    /**
+     * EMAIL_NOT_VERIFIED when sign-in requires a verified address and `user` has none. Called for
+     * every door once its credential proved right: a password (through the sign-in check the
+     * plugin adds to gatehouse-credentials: login, the password grant, HTTP Basic) and a passkey.
+     * `details` say which door (`{ scheme: 'basic' }`, `{ method: 'webauthn' }`) in the audit event.
+     */
+    assertMaySignIn (user: Pick<User, 'id' | 'emailVerifiedAt'>, request?: FastifyRequest, details?: Record<string, unknown>): void {
       if (!options.requireVerifiedEmail || user.emailVerifiedAt !== null) return
-      record({ type: AUDIT_EVENTS.LOGIN_FAILURE, outcome: 'failure', reason: 'email_not_verified', subjectId: user.id, request })
+      record({ type: AUDIT_EVENTS.LOGIN_FAILURE, outcome: 'failure', reason: 'email_not_verified', subjectId: user.id, details, request })
       throw gatehouseError('EMAIL_NOT_VERIFIED')
     },
     verifyEmail,

@@ -37,7 +37,7 @@ export const credentials = fp(credentialsPlugin, {
 export default credentials
 export { resolveOptions } from './options.ts'
 export type { CredentialsOptions, Argon2Parameters } from './options.ts'
-export type { Credentials, ApiKeyCreated, LoginThrottle, ThrottleAttempt } from './service.ts'
+export type { Credentials, ApiKeyCreated, LoginThrottle, ThrottleAttempt, SignInCheck, SignInChannel } from './service.ts'
 export { normalizeEmail, isPlausibleEmail } from './policy.ts'
 export { CredentialsOptionsError } from './options.ts'
 export { parseRoles } from '../../lib/roles.ts'

@@ -53,6 +53,16 @@ export interface CredentialsStats {
 
 type Channel = 'login' | 'basic' | 'password_change'
 
+/** Where a sign-in with a correct password comes from: POST /auth/login and the password grant, or HTTP Basic. */
+export type SignInChannel = 'login' | 'basic'
+
+/**
+ * A rule a correct password must also pass before it signs anyone in (for example gatehouse-accounts'
+ * REQUIRE_VERIFIED_EMAIL). It runs after the account-state checks and before the second-factor
+ * step, and refuses by throwing a coded error; a wrong password never reaches it.
+ */
+export type SignInCheck = (user: User, context: { channel: SignInChannel, request?: FastifyRequest }) => void | Promise<void>
+
 
 interface BasicEntry {
   userId: string
@@ -102,6 +112,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
   const touched = new Map<string, number>()
   const pendingTouches = new Set<Promise<unknown>>()
   const stats: CredentialsStats = { basicCacheHits: 0, basicCacheMisses: 0, basicCacheSharedVerifications: 0, apiKeyCacheHits: 0, apiKeyCacheMisses: 0 }
+  const signInChecks: SignInCheck[] = []
 
   function record (event: AuditEventInput): void {
     deps.audit?.record(event)
@@ -188,6 +199,10 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     if (user.status !== 'active') {
       record({ type: auditType, outcome: 'failure', reason: 'disabled', subjectId: user.id, details, request })
       throw channel === 'basic' ? basicError('ACCOUNT_DISABLED') : gatehouseError('ACCOUNT_DISABLED')
+    }
+    // A password change is no sign-in: the caller already holds a session.
+    if (channel !== 'password_change') {
+      for (const signInCheck of signInChecks) await signInCheck(user, { channel, request })
     }
     // HTTP Basic is a password alone: it cannot stand in for an account's second factor.
     const hasSecondFactor = channel === 'basic' ? deps.secondFactor?.() ?? null : null
@@ -452,8 +467,10 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
   /**
    * Re-verifies the current password (throttled like a login), applies the policy to the new one,
    * stores its hash and drops cached Basic verifications. Sessions are the caller's to revoke.
+   * `confirm` runs once the current password is right, before anything changes (a step-up check,
+   * for example a current TOTP code); what it throws ends the change.
    */
-  async function changePassword (userId: string, currentPassword: string, newPassword: string, request?: FastifyRequest): Promise<User> {
+  async function changePassword (userId: string, currentPassword: string, newPassword: string, request?: FastifyRequest, options: { confirm?: () => Promise<void> } = {}): Promise<User> {
     const current = await prisma.user.findUnique({ where: { id: userId } })
     if (current === null || current.deletedAt !== null) throw gatehouseError('USER_NOT_FOUND')
     let normalizedNew: string
@@ -464,6 +481,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
       throw err
     }
     const user = await checkPassword(current.email, currentPassword, 'password_change', request)
+    await options.confirm?.()
     const passwordHash = await guarded(() => hasher.hash(normalizedNew))
     const now = new Date()
     const { count } = await prisma.user.updateMany({ where: { id: userId, passwordHash: user.passwordHash }, data: { passwordHash, passwordChangedAt: now } })
@@ -487,6 +505,16 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     apiKeyCache.clear()
   })
 
+  /**
+   * Adds a rule every sign-in with a correct password must pass (login, the password grant, HTTP
+   * Basic). Cached Basic verifications passed it when they were made: a rule whose verdict can
+   * change for an account must call `forgetUser` when it does.
+   */
+  function addSignInCheck (signInCheck: SignInCheck): void {
+    if (typeof signInCheck !== 'function') throw new TypeError('credentials.addSignInCheck: the check must be a function')
+    signInChecks.push(signInCheck)
+  }
+
   return {
     normalizeEmail,
     checkPasswordPolicy,
@@ -502,6 +530,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     forgetUser,
     register,
     changePassword,
+    addSignInCheck,
     /** The argon2 parameters of new hashes. */
     parameters: options.argon2,
     /** Counters for tests and metrics: argon2 operations, cache hits and misses, queue depth. */

@@ -54,6 +54,6 @@ export const mfa = fp(mfaPlugin, { name: 'gatehouse-mfa', fastify: '5.x', depend
 export default mfa
 export { resolveOptions, checkWebAuthn, MfaOptionsError } from './options.ts'
 export type { MfaOptions, WebAuthnOptions } from './options.ts'
-export type { MfaService, MfaStatus, MfaMethod, MfaChallenge, CompletedLogin } from './service.ts'
+export type { MfaService, MfaStatus, MfaMethod, MfaChallenge, CompletedLogin, SensitiveAction, StepUpProof, StepUpCheck } from './service.ts'
 export type { Passkeys, PasskeyInfo } from './passkeys.ts'
 export { rotateSecretKey, retireSecretKey, loadSecretKeys, SECRET_KEYS_FILE } from './secret-box.ts'

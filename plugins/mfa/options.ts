@@ -8,6 +8,11 @@ export const DEFAULT_MFA_TOKEN_TTL = 300
 export const DEFAULT_MAX_ATTEMPTS = 5
 /** Seconds a WebAuthn challenge lives. */
 export const DEFAULT_CHALLENGE_TTL = 300
+/**
+ * Seconds a multi-factor authentication stays recent enough for a sensitive self-service action
+ * (changing the password or email, removing a factor, ...) without a current code (RFC 9470 max_age).
+ */
+export const DEFAULT_STEP_UP_MAX_AGE = 300
 
 export interface WebAuthnOptions {
   /** The relying party id: a registrable domain (`example.com`) or `localhost`. */
@@ -31,6 +36,11 @@ export interface MfaOptions {
   maxAttempts?: number
   /** @default 300 */
   challengeTtl?: number
+  /**
+   * Seconds after a multi-factor login during which its session may do a sensitive self-service
+   * action without a current code (the access token's `auth_time`; see docs/mfa.md). @default 300
+   */
+  stepUpMaxAge?: number
   /** Passkeys; without it the WebAuthn routes answer 404. */
   webauthn?: WebAuthnOptions
   /** Epoch milliseconds (tests). @default Date.now */
@@ -50,6 +60,7 @@ export interface ResolvedMfaOptions {
   readonly mfaTokenTtl: number
   readonly maxAttempts: number
   readonly challengeTtl: number
+  readonly stepUpMaxAge: number
   readonly webauthn: ResolvedWebAuthnOptions | null
   readonly clock: () => number
 }
@@ -107,6 +118,7 @@ export function resolveOptions (input: MfaOptions): ResolvedMfaOptions {
     mfaTokenTtl: check.integer('mfaTokenTtl', input.mfaTokenTtl, DEFAULT_MFA_TOKEN_TTL, { min: 1 }),
     maxAttempts: check.integer('maxAttempts', input.maxAttempts, DEFAULT_MAX_ATTEMPTS, { min: 1 }),
     challengeTtl: check.integer('challengeTtl', input.challengeTtl, DEFAULT_CHALLENGE_TTL, { min: 1 }),
+    stepUpMaxAge: check.integer('stepUpMaxAge', input.stepUpMaxAge, DEFAULT_STEP_UP_MAX_AGE, { min: 1, max: 86_400 }),
     webauthn,
     clock: input.clock ?? Date.now
   })

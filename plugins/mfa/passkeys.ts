@@ -213,7 +213,11 @@ export function createPasskeys (deps: PasskeyDeps) {
     return { challengeId, options }
   }
 
-  async function login (challengeId: string, credential: unknown, request?: FastifyRequest): Promise<{ user: User, amr: string[] }> {
+  /**
+   * Passwordless login. `beforeSignIn` runs once the assertion and the account's state are good,
+   * before the login is recorded (REQUIRE_VERIFIED_EMAIL, for example); what it throws refuses it.
+   */
+  async function login (challengeId: string, credential: unknown, request?: FastifyRequest, beforeSignIn?: (user: User) => void | Promise<void>): Promise<{ user: User, amr: string[] }> {
     const taken = await takeChallenge({ id: challengeId, purpose: 'login' })
     if (taken === null || answeredChallenge(credential) !== taken.challenge) {
       record({ type: AUDIT_EVENTS.LOGIN_PASSKEY, outcome: 'failure', reason: 'challenge', request })
@@ -227,6 +231,7 @@ export function createPasskeys (deps: PasskeyDeps) {
     const user = await prisma.user.findUnique({ where: { id: checked.row.userId } })
     if (user === null || user.deletedAt !== null) throw gatehouseError('USER_NOT_FOUND')
     if (user.status !== 'active') throw gatehouseError('ACCOUNT_DISABLED')
+    await beforeSignIn?.(user)
     await prisma.user.updateMany({ where: { id: user.id }, data: { lastLoginAt: new Date(clock()) } })
     record({ type: AUDIT_EVENTS.LOGIN_PASSKEY, outcome: 'success', actorId: user.id, subjectId: user.id, details: { webauthnId: checked.row.id, userVerified: checked.userVerified }, request })
     return { user, amr: passkeyAmr(checked.userVerified) }

@@ -9,7 +9,8 @@
 import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { gatehouseError, insufficientAuthentication, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
-import { AMR_PASSWORD_OTP } from '../../lib/amr.ts'
+import { AMR_PASSWORD_OTP, isRecentMultiFactor } from '../../lib/amr.ts'
+import type { AuthUser } from '../../lib/auth-user.ts'
 import type { PrismaClient, User } from '../store/index.ts'
 import { AUDIT_EVENTS, type Audit, type AuditEventType } from '../audit/index.ts'
 import type { LoginThrottle, LoginAttempt as ThrottleAttempt } from '../rate-limit/index.ts'
@@ -74,11 +75,44 @@ export interface CompletedLogin {
   clientId: string
 }
 
+/**
+ * The self-service actions that, for an account with a second factor, need a recent multi-factor
+ * authentication or a current code (CONTRACT §11; the table in docs/mfa.md).
+ */
+export type SensitiveAction = 'password_change' | 'email_change' | 'totp_disable' | 'passkey_remove' | 'recovery_codes' | 'api_key_create' | 'totp_setup' | 'passkey_register'
+
+/** The audit event each action records its refusals under. */
+const ACTION_EVENTS: Readonly<Record<SensitiveAction, AuditEventType>> = Object.freeze({
+  password_change: AUDIT_EVENTS.PASSWORD_CHANGE,
+  email_change: AUDIT_EVENTS.EMAIL_CHANGE_REQUESTED,
+  totp_disable: AUDIT_EVENTS.MFA_TOTP_DISABLED,
+  passkey_remove: AUDIT_EVENTS.PASSKEY_REMOVED,
+  recovery_codes: AUDIT_EVENTS.MFA_RECOVERY_CODES_REGENERATED,
+  api_key_create: AUDIT_EVENTS.API_KEY_CREATED,
+  totp_setup: AUDIT_EVENTS.MFA_TOTP_SETUP,
+  passkey_register: AUDIT_EVENTS.PASSKEY_REGISTERED
+})
+
+/** A current factor sent with a sensitive action: at most one of them. */
+export interface StepUpProof {
+  code?: string
+  recoveryCode?: string
+}
+
+/** Runs where the action changes something: uses up the code it was given, if any. */
+export type StepUpCheck = () => Promise<void>
+
+const NOTHING_MORE: StepUpCheck = async () => {}
+
 /** Prefix of the per-account throttle key of second-factor answers (see docs/mfa.md). */
 export const MFA_THROTTLE_PREFIX = 'mfa:'
 
 function invalidCode (message?: string): GatehouseError {
   return gatehouseError('INVALID_MFA_CODE', message)
+}
+
+function totpAlreadyOn (): GatehouseError {
+  return gatehouseError('CONFLICT', 'TOTP is already on: turn it off first to enrol another authenticator')
 }
 
 /** SHA-256 of the password hash a login step was made from. */
@@ -171,14 +205,20 @@ export function createMfaService (deps: MfaDeps) {
     return codes
   }
 
-  /** A pending TOTP secret; it turns on only with confirmTotp. CONFLICT when TOTP is already on. */
-  async function setupTotp (user: { id: string, email: string }, request?: FastifyRequest): Promise<TotpSetup> {
+  /**
+   * A pending TOTP secret; it turns on only with confirmTotp. CONFLICT when TOTP is already on.
+   * An account that already has a factor (a passkey) needs a step-up to add one.
+   */
+  async function setupTotp (user: { id: string, email: string }, input: StepUpProof & { caller: AuthUser | null | undefined }, request?: FastifyRequest): Promise<TotpSetup> {
+    const current = await prisma.totpFactor.findUnique({ where: { userId: user.id }, select: { confirmedAt: true } })
+    if (current !== null && current.confirmedAt !== null) throw totpAlreadyOn()
+    await requireStepUp(user.id, input.caller, input, 'totp_setup', request)
     const secret = newTotpSecret()
     await prisma.totpFactor.deleteMany({ where: { userId: user.id, confirmedAt: null } })
     try {
       await prisma.totpFactor.create({ data: { userId: user.id, secret: box.seal(secret, associatedData(user.id)) } })
     } catch (err) {
-      if (isGatehouseError(err) && err.code === 'CONFLICT') throw gatehouseError('CONFLICT', 'TOTP is already on: turn it off first to enrol another authenticator')
+      if (isGatehouseError(err) && err.code === 'CONFLICT') throw totpAlreadyOn()
       throw err
     }
     record({ type: AUDIT_EVENTS.MFA_TOTP_SETUP, outcome: 'success', actorId: user.id, subjectId: user.id, request })
@@ -227,11 +267,40 @@ export function createMfaService (deps: MfaDeps) {
     }
   }
 
-  /** DELETE /auth/mfa/totp: needs a current code (or a recovery code). */
-  async function disableTotp (userId: string, proof: { code?: string, recoveryCode?: string }, request?: FastifyRequest): Promise<void> {
+  /**
+   * A sensitive self-service action of `userId` (docs/mfa.md). An account without a second factor
+   * needs nothing more (its current password, where the route asks for one, is the proof). With a
+   * factor, it needs one of:
+   *  - a current TOTP code or an unused recovery code in `proof` (checked by the returned check);
+   *  - with no code, the caller's access token from a multi-factor login whose `auth_time` is at
+   *    most `stepUpMaxAge` seconds old (a refresh keeps the login's time).
+   * Without either it throws INSUFFICIENT_AUTHENTICATION (RFC 9470, with `max_age`) at once, before
+   * anything is counted or changed. The returned check runs where the action changes something
+   * (after a current-password check, for instance): a wrong code is INVALID_MFA_CODE, counted by the
+   * per-account throttle like a wrong login answer; a right one is used up.
+   */
+  async function stepUp (userId: string, caller: AuthUser | null | undefined, proof: StepUpProof, action: SensitiveAction, request?: FastifyRequest): Promise<StepUpCheck> {
+    if (!await hasSecondFactor(userId)) return NOTHING_MORE
+    const auditType = ACTION_EVENTS[action]
+    if (proof.code !== undefined || proof.recoveryCode !== undefined) {
+      const given = proof.code !== undefined ? { code: proof.code } : { recoveryCode: proof.recoveryCode }
+      return async () => { await checkCurrentFactor(userId, given, auditType, request) }
+    }
+    if (isRecentMultiFactor(caller, clock(), options.stepUpMaxAge)) return NOTHING_MORE
+    record({ type: auditType, outcome: 'failure', reason: 'step_up_required', actorId: userId, subjectId: userId, details: { action }, request })
+    throw insufficientAuthentication(`This needs a login with your second factor in the last ${options.stepUpMaxAge} seconds, or a current code (code or recovery_code)`, { maxAge: options.stepUpMaxAge })
+  }
+
+  /** stepUp and its check at once, for an action with nothing to verify in between. */
+  async function requireStepUp (userId: string, caller: AuthUser | null | undefined, proof: StepUpProof, action: SensitiveAction, request?: FastifyRequest): Promise<void> {
+    await (await stepUp(userId, caller, proof, action, request))()
+  }
+
+  /** DELETE /auth/mfa/totp: a step-up (a current code, a recovery code or a recent multi-factor login). */
+  async function disableTotp (userId: string, input: StepUpProof & { caller: AuthUser | null | undefined }, request?: FastifyRequest): Promise<void> {
     const factor = await prisma.totpFactor.findUnique({ where: { userId }, select: { confirmedAt: true } })
     if (factor === null || factor.confirmedAt === null) throw gatehouseError('NOT_FOUND', 'TOTP is not on')
-    await checkCurrentFactor(userId, proof, AUDIT_EVENTS.MFA_TOTP_DISABLED, request)
+    await requireStepUp(userId, input.caller, input, 'totp_disable', request)
     await prisma.totpFactor.deleteMany({ where: { userId } })
     // Recovery codes stand in for a factor; with none left they would be a way in of their own.
     if ((await passkeys?.count(userId) ?? 0) === 0) await prisma.recoveryCode.deleteMany({ where: { userId } })
@@ -239,18 +308,12 @@ export function createMfaService (deps: MfaDeps) {
   }
 
   /**
-   * A new set of recovery codes (the old set stops working). With TOTP on, a current code is
-   * required; with passkeys only, the caller's session must be multi-factor.
+   * A new set of recovery codes (the old set stops working), after a step-up: a current code, an
+   * unused recovery code, or a recent multi-factor login.
    */
-  async function regenerateRecoveryCodes (userId: string, input: { code?: string, sessionIsMultiFactor: boolean }, request?: FastifyRequest): Promise<string[]> {
-    const state = await status(userId)
-    if (!state.totp && state.passkeys === 0) throw gatehouseError('CONFLICT', 'No second factor is on')
-    if (state.totp) {
-      if (input.code === undefined) throw invalidCode('A current TOTP code is required')
-      await checkCurrentFactor(userId, { code: input.code }, AUDIT_EVENTS.MFA_RECOVERY_CODES_REGENERATED, request)
-    } else if (!input.sessionIsMultiFactor) {
-      throw insufficientAuthentication('Sign in with your passkey first')
-    }
+  async function regenerateRecoveryCodes (userId: string, input: StepUpProof & { caller: AuthUser | null | undefined }, request?: FastifyRequest): Promise<string[]> {
+    if (!await hasSecondFactor(userId)) throw gatehouseError('CONFLICT', 'No second factor is on')
+    await requireStepUp(userId, input.caller, input, 'recovery_codes', request)
     const codes = await replaceRecoveryCodes(userId)
     record({ type: AUDIT_EVENTS.MFA_RECOVERY_CODES_REGENERATED, outcome: 'success', actorId: userId, subjectId: userId, request })
     return codes
@@ -419,6 +482,10 @@ export function createMfaService (deps: MfaDeps) {
     confirmTotp,
     disableTotp,
     regenerateRecoveryCodes,
+    stepUp,
+    requireStepUp,
+    /** Seconds a multi-factor login stays recent enough for a sensitive action. */
+    stepUpMaxAge: options.stepUpMaxAge,
     status,
     hasSecondFactor,
     challenge,

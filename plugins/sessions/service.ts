@@ -35,7 +35,7 @@ export const tokenResponseSchema = {
 
 /** What sessions need from gatehouse-tokens (the subset of `fastify.tokens` it calls). */
 export interface TokenIssuer {
-  sign: (user: { id: string, roles: string[], tokenVersion: number }, opts: { sid?: string, clientId?: string, scope?: string, amr?: readonly string[] }) => Promise<{ access_token: string, expires_in: number }>
+  sign: (user: { id: string, roles: string[], tokenVersion: number }, opts: { sid?: string, clientId?: string, scope?: string, amr?: readonly string[], authTime?: number }) => Promise<{ access_token: string, expires_in: number }>
   revokeSids: (sids: string[], untilEpochSec: number) => Promise<void>
   userChanged: (userId: string) => Promise<void>
 }
@@ -92,6 +92,10 @@ function invalid (): GatehouseError {
   return gatehouseError('INVALID_REFRESH_TOKEN')
 }
 
+function epochSeconds (date: Date): number {
+  return Math.floor(date.getTime() / 1000)
+}
+
 /** The amr a session stored at login; a session without one was started by a password. */
 function sessionAmr (authentication: { amr: string } | null | undefined): string[] {
   if (authentication === null || authentication === undefined) return ['pwd']
@@ -137,8 +141,13 @@ export function createSessionService (deps: SessionDependencies) {
   }
 
   // A user's access token names its session (sid); `clientId` in tokens.sign is for client tokens only.
-  async function sign (user: { id: string, roles: string, tokenVersion: number }, familyId: string, authentication: { amr: string } | null) {
-    return tokens.sign({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, { sid: familyId, amr: sessionAmr(authentication) })
+  // Like amr, auth_time is the login's, not the refresh's: "recent" means the last real authentication.
+  async function sign (user: { id: string, roles: string, tokenVersion: number }, family: { id: string, createdAt: Date, authentication: { amr: string, authTime: Date } | null }) {
+    return tokens.sign({ id: user.id, roles: parseRoles(user.roles), tokenVersion: user.tokenVersion }, {
+      sid: family.id,
+      amr: sessionAmr(family.authentication),
+      authTime: epochSeconds(family.authentication?.authTime ?? family.createdAt)
+    })
   }
 
   /** A new session: a family, its first refresh token and an access token whose `sid` is the family. */
@@ -150,8 +159,8 @@ export function createSessionService (deps: SessionDependencies) {
     const absoluteExpiresAt = new Date(now + options.refreshTokenMaxTtl * 1000)
     const idleExpiresAt = new Date(Math.min(now + options.refreshTokenTtl * 1000, absoluteExpiresAt.getTime()))
     const amr = ctx.amr ?? ['pwd']
-    const access = await tokens.sign({ id: user.id, roles: user.roles, tokenVersion: user.tokenVersion }, { sid: familyId, amr })
-    // A password-only session needs no row: its absence means ['pwd'].
+    const access = await tokens.sign({ id: user.id, roles: user.roles, tokenVersion: user.tokenVersion }, { sid: familyId, amr, authTime: epochSeconds(new Date(now)) })
+    // A password-only session needs no row: its absence means ['pwd'], at the family's creation.
     const authentication = amr.length === 1 && amr[0] === 'pwd' ? undefined : { create: { amr: JSON.stringify(amr), authTime: new Date(now) } }
     try {
       await prisma.refreshFamily.create({
@@ -205,7 +214,7 @@ export function createSessionService (deps: SessionDependencies) {
           }
         })
         // Signed inside the transaction: if the commit fails, this token is never returned.
-        const access = await sign(user, family.id, family.authentication)
+        const access = await sign(user, family)
         return {
           response: { access_token: access.access_token, refresh_token: successor, token_type: 'Bearer' as const, expires_in: access.expires_in },
           userId: user.id,
@@ -279,7 +288,7 @@ export function createSessionService (deps: SessionDependencies) {
     if (successor.idleExpiresAt.getTime() <= now.getTime()) return null
     const candidate = derivedRefreshToken(familyId, previous, successorId)
     if (!sameHash(hashRefreshToken(candidate), successor.tokenHash)) return null
-    const access = await sign(successor.user, familyId, successor.family.authentication)
+    const access = await sign(successor.user, successor.family)
     return {
       response: { access_token: access.access_token, refresh_token: candidate, token_type: 'Bearer', expires_in: access.expires_in },
       userId: successor.userId,

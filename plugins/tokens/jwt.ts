@@ -38,6 +38,8 @@ export interface AccessTokenClaims {
   scope?: string
   /** RFC 8176 authentication methods of the session (user tokens). */
   amr?: string[]
+  /** When the session's login happened, seconds since the epoch (user tokens; OIDC Core §2). */
+  auth_time?: number
   [claim: string]: unknown
 }
 
@@ -142,6 +144,7 @@ export function checkClaimTypes (payload: Record<string, unknown>, now: number, 
   if (sid !== undefined && (typeof sid !== 'string' || sid.length === 0)) throw invalid('The sid claim must be a non-empty string')
   if (payload.scope !== undefined && typeof payload.scope !== 'string') throw invalid('The scope claim must be a string')
   if (payload.amr !== undefined && !isStringArray(payload.amr)) throw invalid('The amr claim must be an array of strings')
+  if (payload.auth_time !== undefined && (!Number.isSafeInteger(payload.auth_time) || (payload.auth_time as number) < 0)) throw invalid('The auth_time claim must be whole seconds since the epoch')
   const clientId = payload.client_id
   if (clientId === undefined) {
     if (sid === undefined) throw bearerError('MISSING_CLAIM', 'The token lacks the sid claim')

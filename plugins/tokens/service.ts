@@ -29,6 +29,12 @@ export interface SignOptions {
   scope?: string
   /** RFC 8176 methods of the session's authentication. @default ['pwd'] for a user token, none for a client token */
   amr?: readonly string[]
+  /**
+   * When the user authenticated (seconds since the epoch), carried as `auth_time` (OIDC Core §2,
+   * RFC 9470): a session's tokens keep the time of its login across refreshes.
+   * @default the token's `iat` for a user token, none for a client token
+   */
+  authTime?: number
 }
 
 export interface SignedAccessToken {
@@ -49,7 +55,7 @@ export interface TokensDeps {
   log: KeyRingLog
 }
 
-function checkSignable (user: SignableUser, { sid, clientId, scope, amr }: SignOptions): void {
+function checkSignable (user: SignableUser, { sid, clientId, scope, amr, authTime }: SignOptions): void {
   if (user === null || typeof user !== 'object' || typeof user.id !== 'string' || user.id === '') throw new TypeError('tokens.sign: user.id must be a non-empty string')
   if (!Array.isArray(user.roles) || !user.roles.every((r) => typeof r === 'string')) throw new TypeError('tokens.sign: user.roles must be an array of strings')
   if (!Number.isSafeInteger(user.tokenVersion) || user.tokenVersion < 0) throw new TypeError('tokens.sign: user.tokenVersion must be a non-negative integer')
@@ -61,6 +67,8 @@ function checkSignable (user: SignableUser, { sid, clientId, scope, amr }: SignO
   }
   if (scope !== undefined && typeof scope !== 'string') throw new TypeError('tokens.sign: scope must be a string')
   if (amr !== undefined && (!Array.isArray(amr) || amr.length === 0 || !amr.every((m) => typeof m === 'string' && m !== ''))) throw new TypeError('tokens.sign: amr must be a non-empty array of strings')
+  if (authTime !== undefined && (!Number.isSafeInteger(authTime) || authTime < 0)) throw new TypeError('tokens.sign: authTime must be whole seconds since the epoch')
+  if (authTime !== undefined && clientId !== undefined) throw new TypeError('tokens.sign: a client token has no authTime')
 }
 
 export async function createTokens (options: ResolvedTokensOptions, { store, bus, log }: TokensDeps) {
@@ -110,7 +118,7 @@ export async function createTokens (options: ResolvedTokensOptions, { store, bus
 
     async sign (user: SignableUser, signOptions: SignOptions = {}): Promise<SignedAccessToken> {
       checkSignable(user, signOptions)
-      const { sid, clientId, scope, amr } = signOptions
+      const { sid, clientId, scope, amr, authTime } = signOptions
       const iat = Math.floor(Date.now() / 1000)
       const payload: Record<string, unknown> = {
         iss: issuer,
@@ -122,7 +130,10 @@ export async function createTokens (options: ResolvedTokensOptions, { store, bus
         roles: [...user.roles]
       }
       if (sid !== undefined) payload.sid = sid
-      if (clientId === undefined) payload.amr = [...(amr ?? ['pwd'])]
+      if (clientId === undefined) {
+        payload.amr = [...(amr ?? ['pwd'])]
+        payload.auth_time = authTime ?? iat
+      }
       payload.ver = user.tokenVersion
       if (clientId !== undefined) {
         payload.client_id = clientId

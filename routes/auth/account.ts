@@ -7,6 +7,7 @@ import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
 import { loginErrorSchema, loginResponse, publicUser, secondFactorChallenge, sendMfaRequired, tokenWithUserSchema, userSchema } from './login-response.ts'
 import { tokenResponseSchema } from '../../plugins/sessions/index.ts'
 import { sessionModeField } from './cookie-session.ts'
+import { requireStepUp, stepUp, stepUpProperties, type StepUpBody } from './step-up.ts'
 
 const errorResponse = { $ref: 'GatehouseError#' }
 
@@ -90,11 +91,11 @@ const meSchema = {
 const passwordSchema = {
   tags: ['auth'],
   summary: 'Change the password; every other session is revoked',
-  description: 'Requires the current password. The new one must meet the password policy. Sessions other than the caller\'s are revoked and cached HTTP Basic verifications are dropped.',
+  description: 'Requires the current password. The new one must meet the password policy. Sessions other than the caller\'s are revoked and cached HTTP Basic verifications are dropped. An account with a second factor also needs a step-up: a current TOTP `code` or a `recovery_code`, or an access token from a multi-factor login in the last few minutes (STEP_UP_MAX_AGE); else 401 INSUFFICIENT_AUTHENTICATION before the password is even checked.',
   security: [{ bearerAuth: [] }],
   body: {
     type: 'object',
-    properties: { current_password: passwordField, new_password: passwordField },
+    properties: { current_password: passwordField, new_password: passwordField, ...stepUpProperties },
     required: ['current_password', 'new_password'],
     additionalProperties: false
   },
@@ -126,13 +127,14 @@ const MAX_API_KEY_LIFETIME_S = 2 * 366 * 86_400
 const createKeySchema = {
   tags: ['auth'],
   summary: 'Create an API key (the key is shown only in this response)',
-  description: 'Use it as `Authorization: ApiKey <key>`. Only its SHA-256 is stored. With `expires_in` (seconds) the key stops working after that long; without it, it works until revoked. Logout-all, a password change and a password reset revoke every key.',
+  description: 'Use it as `Authorization: ApiKey <key>`. Only its SHA-256 is stored. With `expires_in` (seconds) the key stops working after that long; without it, it works until revoked. Logout-all, a password change and a password reset revoke every key. A key is a password-free credential that outlives the session, so an account with a second factor needs a step-up: a current `code` or a `recovery_code`, or an access token from a multi-factor login in the last few minutes (STEP_UP_MAX_AGE); else 401 INSUFFICIENT_AUTHENTICATION.',
   security: [{ bearerAuth: [] }],
   body: {
     type: 'object',
     properties: {
       name: { type: 'string', minLength: 1, maxLength: 100 },
-      expires_in: { type: 'integer', minimum: 60, maximum: MAX_API_KEY_LIFETIME_S, description: 'Lifetime in seconds (60 s to 2 years)' }
+      expires_in: { type: 'integer', minimum: 60, maximum: MAX_API_KEY_LIFETIME_S, description: 'Lifetime in seconds (60 s to 2 years)' },
+      ...stepUpProperties
     },
     required: ['name'],
     additionalProperties: false
@@ -194,8 +196,8 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
 
   fastify.post('/login', { schema: loginSchema, config: { rateLimitClass: 'login' } }, async (request, reply) => {
     const { email, password } = request.body as { email: string, password: string }
+    // REQUIRE_VERIFIED_EMAIL (gatehouse-accounts) is applied inside, after a correct password.
     const user = await fastify.credentials.login(email, password, request)
-    if (fastify.hasDecorator('accounts')) fastify.accounts.assertMaySignIn(user, request)
     const challenge = await secondFactorChallenge(fastify, user, '')
     if (challenge !== null) return sendMfaRequired(reply, challenge)
     return await loginResponse(fastify, user, { request, reply })
@@ -244,8 +246,10 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
 
     scope.post('/password', { schema: passwordSchema, config: { rateLimitClass: 'login' } }, async (request, reply) => {
       const caller = ownBearerUser(request)
-      const body = request.body as { current_password: string, new_password: string }
-      const changed = await fastify.credentials.changePassword(caller.id, body.current_password, body.new_password, request)
+      const body = request.body as { current_password: string, new_password: string } & StepUpBody
+      // The step-up is decided first; a code it was given is checked once the password is right.
+      const confirm = await stepUp(fastify, request, caller.id, body, 'password_change')
+      const changed = await fastify.credentials.changePassword(caller.id, body.current_password, body.new_password, request, { confirm })
       if (fastify.hasDecorator('mailer')) fastify.mailer.send('passwordChanged', changed.email)
       await fastify.sessions.revokeOthers(caller.id, caller.sid, 'password_change')
       await fastify.credentials.revokeUserApiKeys(caller.id, 'password_change', request)
@@ -255,7 +259,9 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
 
     scope.post('/api-keys', { schema: createKeySchema }, async (request, reply) => {
       const caller = ownBearerUser(request)
-      const { name, expires_in: expiresIn } = request.body as { name: string, expires_in?: number }
+      const body = request.body as { name: string, expires_in?: number } & StepUpBody
+      const { name, expires_in: expiresIn } = body
+      await requireStepUp(fastify, request, caller.id, body, 'api_key_create')
       const created = await fastify.credentials.createApiKey(caller.id, name, request, expiresIn)
       reply.code(201)
       return { id: created.id, name: created.name, key: created.key, expires_at: created.expiresAt?.toISOString() ?? null }

@@ -7,6 +7,7 @@ import createError from '@fastify/error'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
 import { isPlausibleEmail } from '../../plugins/credentials/index.ts'
 import { addressKey, emailField, tokenField } from '../mail-fields.ts'
+import { stepUp, stepUpProperties, type StepUpBody } from './step-up.ts'
 
 const ValidationError = createError('FST_ERR_VALIDATION', '%s', 400)
 
@@ -38,11 +39,11 @@ const resendSchema = {
 const changeSchema = {
   tags: ['auth'],
   summary: 'Change the account\'s email address (after confirming the new one)',
-  description: 'Requires the current password. A confirmation link goes to the new address and a notice to the current one; the email changes only when the link is followed (POST /auth/email/verify).',
+  description: 'Requires the current password. A confirmation link goes to the new address and a notice to the current one; the email changes only when the link is followed (POST /auth/email/verify). An account with a second factor also needs a step-up: a current TOTP `code` or a `recovery_code`, or an access token from a multi-factor login in the last few minutes (STEP_UP_MAX_AGE); else 401 INSUFFICIENT_AUTHENTICATION.',
   security: [{ bearerAuth: [] }],
   body: {
     type: 'object',
-    properties: { new_email: emailField, current_password: { type: 'string' } },
+    properties: { new_email: emailField, current_password: { type: 'string' }, ...stepUpProperties },
     required: ['new_email', 'current_password'],
     additionalProperties: false
   },
@@ -119,12 +120,14 @@ export default async function emailRoutes (fastify: FastifyInstance): Promise<vo
 
     scope.post('/email', { schema: changeSchema, config: { rateLimitClass: 'mail' } }, async (request, reply) => {
       const caller = ownBearerUser(request)
-      const body = request.body as { new_email: string, current_password: string }
+      const body = request.body as { new_email: string, current_password: string } & StepUpBody
       const newEmail = fastify.credentials.normalizeEmail(body.new_email)
       if (!isPlausibleEmail(newEmail)) throw new ValidationError('body/new_email must be an email address')
+      // The step-up is decided before anything is counted; a code it was given is checked once the password is right.
+      const confirm = await stepUp(fastify, request, caller.id, body, 'email_change')
       await fastify.limitByKey('mail_target', `account:${caller.id}`, request)
       await fastify.limitByKey('mail_target', addressKey(newEmail), request)
-      await accounts.requestEmailChange(caller.id, newEmail, body.current_password, request)
+      await accounts.requestEmailChange(caller.id, newEmail, body.current_password, request, { confirm })
       reply.code(202)
       return { message: 'A confirmation link is on its way to the new address' }
     })

@@ -2,17 +2,14 @@
 // removal, recovery codes, and the second step of a login (POST /auth/mfa/verify). See docs/mfa.md.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
-import { userHasMfa } from '../../lib/amr.ts'
 import { loginResponse, tokenWithUserSchema } from './login-response.ts'
 import { sessionModeField } from './cookie-session.ts'
+import { codeField, proofOf, recoveryCodeField, stepUpProperties, type StepUpBody } from './step-up.ts'
 
 const errorResponse = { $ref: 'GatehouseError#' }
 const errors = { 400: errorResponse, 401: errorResponse, 403: errorResponse, 404: errorResponse, 409: errorResponse, 429: errorResponse, 503: errorResponse }
 const bearer = [{ bearerAuth: [] }]
 
-/** A code as typed: its shape is judged by the check (a malformed code is a wrong code, counted). */
-const codeField = { type: 'string', minLength: 1, maxLength: 32, description: 'The current 6-digit TOTP code' } as const
-const recoveryCodeField = { type: 'string', minLength: 1, maxLength: 64, description: 'One unused recovery code (case, spaces and dashes do not matter)' } as const
 const mfaTokenField = { type: 'string', minLength: 1, maxLength: 128, description: 'The mfa_token of the MFA_REQUIRED answer' } as const
 /** A PublicKeyCredential as JSON (what @simplewebauthn/browser's startAuthentication returns). */
 export const credentialField = {
@@ -117,8 +114,9 @@ export default async function mfaRoutes (fastify: FastifyInstance): Promise<void
       schema: {
         tags: ['auth'],
         summary: 'Start TOTP enrolment: a new secret, pending until confirmed',
-        description: 'Answers the base32 secret, the otpauth:// URI authenticator apps read, and that URI as a QR code (SVG data URL). TOTP turns on only with POST /auth/mfa/totp/confirm. Calling it again replaces a pending secret; with TOTP already on it is 409 CONFLICT.',
+        description: 'Answers the base32 secret, the otpauth:// URI authenticator apps read, and that URI as a QR code (SVG data URL). TOTP turns on only with POST /auth/mfa/totp/confirm. Calling it again replaces a pending secret; with TOTP already on it is 409 CONFLICT. An account that already has a passkey needs a step-up first: a multi-factor login in the last few minutes (STEP_UP_MAX_AGE) or an unused `recovery_code`, else 401 INSUFFICIENT_AUTHENTICATION.',
         security: bearer,
+        body: { type: ['object', 'null'], properties: stepUpProperties, additionalProperties: false },
         response: {
           200: {
             type: 'object',
@@ -130,7 +128,7 @@ export default async function mfaRoutes (fastify: FastifyInstance): Promise<void
         }
       }
     }, async (request, reply) => {
-      const setup = await mfa.setupTotp(ownUser(request), request)
+      const setup = await mfa.setupTotp(ownUser(request), { ...proofOf(request.body as StepUpBody), caller: request.user }, request)
       noStore(reply)
       return { secret: setup.secret, otpauth_uri: setup.otpauthUri, qr_code: setup.qrCode }
     })
@@ -156,21 +154,15 @@ export default async function mfaRoutes (fastify: FastifyInstance): Promise<void
     scope.delete('/mfa/totp', {
       schema: {
         tags: ['auth'],
-        summary: 'Turn TOTP off (needs a current code or a recovery code)',
-        description: 'Recovery codes go too when no passkey is left.',
+        summary: 'Turn TOTP off (a current code, a recovery code, or a recent multi-factor login)',
+        description: 'Send a current `code` or a `recovery_code`; without one, the access token must come from a multi-factor login in the last few minutes (STEP_UP_MAX_AGE), else 401 INSUFFICIENT_AUTHENTICATION. Recovery codes go too when no passkey is left.',
         security: bearer,
-        body: {
-          type: 'object',
-          properties: { code: codeField, recovery_code: recoveryCodeField },
-          oneOf: [{ required: ['code'] }, { required: ['recovery_code'] }],
-          additionalProperties: false
-        },
+        body: { type: ['object', 'null'], properties: stepUpProperties, additionalProperties: false },
         response: { 204: { type: 'null', description: 'TOTP is off' }, ...errors }
       },
       config: { rateLimitClass: 'login' }
     }, async (request, reply) => {
-      const body = request.body as { code?: string, recovery_code?: string }
-      await mfa.disableTotp(ownUser(request).id, { code: body.code, recoveryCode: body.recovery_code }, request)
+      await mfa.disableTotp(ownUser(request).id, { ...proofOf(request.body as StepUpBody), caller: request.user }, request)
       reply.code(204).send()
     })
 
@@ -178,15 +170,14 @@ export default async function mfaRoutes (fastify: FastifyInstance): Promise<void
       schema: {
         tags: ['auth'],
         summary: 'A new set of 10 recovery codes; the previous set stops working',
-        description: 'With TOTP on, a current `code` is required. With passkeys only, the access token must come from a multi-factor login (else 401 INSUFFICIENT_AUTHENTICATION).',
+        description: 'Send a current `code` or a `recovery_code`; without one, the access token must come from a multi-factor login in the last few minutes (STEP_UP_MAX_AGE), else 401 INSUFFICIENT_AUTHENTICATION.',
         security: bearer,
-        body: { type: ['object', 'null'], properties: { code: codeField }, additionalProperties: false },
+        body: { type: ['object', 'null'], properties: stepUpProperties, additionalProperties: false },
         response: { 200: recoveryCodesResponse, ...errors }
       },
       config: { rateLimitClass: 'login' }
     }, async (request, reply) => {
-      const body = request.body as { code?: string } | null | undefined
-      const codes = await mfa.regenerateRecoveryCodes(ownUser(request).id, { code: body?.code ?? undefined, sessionIsMultiFactor: userHasMfa(request.user) }, request)
+      const codes = await mfa.regenerateRecoveryCodes(ownUser(request).id, { ...proofOf(request.body as StepUpBody), caller: request.user }, request)
       noStore(reply)
       return { recovery_codes: codes }
     })

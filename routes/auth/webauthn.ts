@@ -2,12 +2,13 @@
 // management of the caller's passkeys, and passwordless login with a discoverable credential.
 // Without WEBAUTHN_RP_ID (or an AUTH_ISSUER whose host can be one) every route answers 404.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { gatehouseError, insufficientAuthentication, missingAuthorization } from '../../lib/errors.ts'
-import { userHasMfa } from '../../lib/amr.ts'
+import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
 import type { Passkeys } from '../../plugins/mfa/index.ts'
+import type { User } from '../../plugins/store/index.ts'
 import { loginResponse, tokenWithUserSchema } from './login-response.ts'
 import { sessionModeField } from './cookie-session.ts'
 import { credentialField } from './mfa.ts'
+import { requireStepUp, stepUpProperties, type StepUpBody } from './step-up.ts'
 
 const errorResponse = { $ref: 'GatehouseError#' }
 const errors = { 400: errorResponse, 401: errorResponse, 403: errorResponse, 404: errorResponse, 409: errorResponse, 429: errorResponse, 503: errorResponse }
@@ -58,7 +59,7 @@ export default async function webauthnRoutes (fastify: FastifyInstance): Promise
     schema: {
       tags: ['auth'],
       summary: 'Log in with a passkey (no password)',
-      description: 'The access token\'s amr is ["hwk","user"], plus "mfa" when the authenticator verified the user (PIN or biometrics). A wrong, replayed or expired answer is 401 INVALID_MFA_CODE.',
+      description: 'The access token\'s amr is ["hwk","user"], plus "mfa" when the authenticator verified the user (PIN or biometrics). A wrong, replayed or expired answer is 401 INVALID_MFA_CODE. With REQUIRE_VERIFIED_EMAIL, a valid answer for an account whose address is not verified is 403 EMAIL_NOT_VERIFIED.',
       security: [],
       body: {
         type: 'object',
@@ -71,7 +72,9 @@ export default async function webauthnRoutes (fastify: FastifyInstance): Promise
     config: { rateLimitClass: 'login' }
   }, async (request, reply) => {
     const body = request.body as { challenge_id: string, credential: unknown }
-    const { user, amr } = await passkeys().login(body.challenge_id, body.credential, request)
+    // REQUIRE_VERIFIED_EMAIL holds for a passkey too: it is told only after a valid assertion.
+    const maySignIn = fastify.hasDecorator('accounts') ? (user: User) => fastify.accounts.assertMaySignIn(user, request, { method: 'webauthn' }) : undefined
+    const { user, amr } = await passkeys().login(body.challenge_id, body.credential, request, maySignIn)
     noStore(reply)
     return await loginResponse(fastify, user, { request, reply, amr })
   })
@@ -83,13 +86,15 @@ export default async function webauthnRoutes (fastify: FastifyInstance): Promise
       schema: {
         tags: ['auth'],
         summary: 'Start registering a passkey for the caller',
-        description: 'Answers PublicKeyCredentialCreationOptionsJSON for navigator.credentials.create (e.g. @simplewebauthn/browser startRegistration); a discoverable credential is asked for. Send the answer to POST /auth/webauthn/register.',
+        description: 'Answers PublicKeyCredentialCreationOptionsJSON for navigator.credentials.create (e.g. @simplewebauthn/browser startRegistration); a discoverable credential is asked for. Send the answer to POST /auth/webauthn/register. An account that already has a second factor needs a step-up first: a current `code`, a `recovery_code`, or a multi-factor login in the last few minutes (STEP_UP_MAX_AGE), else 401 INSUFFICIENT_AUTHENTICATION.',
         security: bearer,
-        body: { type: ['object', 'null'], additionalProperties: false },
+        body: { type: ['object', 'null'], properties: stepUpProperties, additionalProperties: false },
         response: { 200: optionsResponse, ...errors }
       }
     }, async (request, reply) => {
       const caller = ownUser(request)
+      // The gate of a registration: its challenge (single use, 5 minutes, this account's) comes only from here.
+      await requireStepUp(fastify, request, caller.id, request.body as StepUpBody, 'passkey_register')
       const user = await fastify.store.prisma.user.findUnique({ where: { id: caller.id }, select: { id: true, email: true, name: true } })
       if (user === null) throw gatehouseError('USER_NOT_FOUND')
       noStore(reply)
@@ -172,16 +177,18 @@ export default async function webauthnRoutes (fastify: FastifyInstance): Promise
       schema: {
         tags: ['auth'],
         summary: 'Remove one of the caller\'s passkeys',
-        description: 'Needs an access token from a multi-factor login (else 401 INSUFFICIENT_AUTHENTICATION): removing a factor is as sensitive as turning one off.',
+        description: 'Removing a factor is as sensitive as turning one off: send a current `code` or a `recovery_code`, or use an access token from a multi-factor login in the last few minutes (STEP_UP_MAX_AGE); else 401 INSUFFICIENT_AUTHENTICATION.',
         security: bearer,
         params: idParams,
+        body: { type: ['object', 'null'], properties: stepUpProperties, additionalProperties: false },
         response: { 204: { type: 'null', description: 'Removed' }, ...errors }
       }
     }, async (request, reply) => {
       const caller = ownUser(request)
       const { id } = request.params as { id: string }
-      if (!userHasMfa(request.user)) throw insufficientAuthentication()
-      await passkeys().remove(caller.id, id, request)
+      const api = passkeys()
+      await requireStepUp(fastify, request, caller.id, request.body as StepUpBody, 'passkey_remove')
+      await api.remove(caller.id, id, request)
       reply.code(204).send()
     })
   })

@@ -115,7 +115,8 @@ const introspectSchema = {
         token_type: { type: 'string' },
         sid: { type: 'string' },
         username: { type: 'string' },
-        amr: { type: 'array', items: { type: 'string' }, description: 'RFC 8176 methods of the authentication behind the token' }
+        amr: { type: 'array', items: { type: 'string' }, description: 'RFC 8176 methods of the authentication behind the token' },
+        auth_time: { type: 'integer', description: 'When that authentication happened (RFC 9470 §6.2); a refresh does not move it' }
       },
       required: ['active']
     },
@@ -207,8 +208,8 @@ export default async function oauthRoutes (fastify: FastifyInstance, options: OA
     }
     if (body.grant_type === 'password') {
       if (body.username === undefined || body.password === undefined) throw invalidRequest('username and password are required')
+      // REQUIRE_VERIFIED_EMAIL (gatehouse-accounts) is applied inside, after a correct password.
       const user = await fastify.credentials.login(body.username, body.password, request)
-      if (fastify.hasDecorator('accounts')) fastify.accounts.assertMaySignIn(user, request)
       const challenge = fastify.hasDecorator('mfa') ? await fastify.mfa.challenge(user, caller.id) : null
       if (challenge !== null) {
         return reply.code(403).send({ error: 'mfa_required', error_description: 'A second factor is required: send the mfa_token and a code to POST /auth/mfa/verify', mfa_token: challenge.mfaToken })
@@ -280,7 +281,8 @@ export default async function oauthRoutes (fastify: FastifyInstance, options: OA
       scope: typeof claims.scope === 'string' ? claims.scope : undefined,
       sid: user.sid,
       username: user.email,
-      amr: Array.isArray(claims.amr) ? claims.amr : undefined
+      amr: Array.isArray(claims.amr) ? claims.amr : undefined,
+      auth_time: typeof claims.auth_time === 'number' ? claims.auth_time : undefined
     }
   })
 }

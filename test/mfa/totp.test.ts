@@ -209,11 +209,13 @@ for (const { provider, skip } of await providers()) {
       t.same(step.body.methods, ['totp'], 'no recovery code left')
     })
 
-    t.test('regeneration needs a current code and replaces the whole set', async (t) => {
+    t.test('regeneration needs a current code (with a password-only token) and replaces the whole set', async (t) => {
       const status = await server.call('GET', '/auth/mfa', { token: user.token })
       t.same(status.body, { totp: true, passkeys: 0, recovery_codes: 0 })
       const none = await server.call('POST', '/auth/mfa/recovery-codes', { token: user.token, body: {} })
-      t.equal(none.body.code, 'INVALID_MFA_CODE')
+      t.equal(none.status, 401)
+      t.equal(none.body.code, 'INSUFFICIENT_AUTHENTICATION', 'a password-only token and no code')
+      t.match(none.headers.get('www-authenticate'), /^Bearer error="insufficient_user_authentication".*max_age="300"/)
       clock.advance(30)
       const first = await server.call('POST', '/auth/mfa/recovery-codes', { token: user.token, body: { code: clock.code(secret) } })
       t.equal(first.status, 200)
@@ -248,13 +250,17 @@ for (const { provider, skip } of await providers()) {
       t.equal(refreshed.status, 200, 'the session belongs to the client that asked')
     })
 
-    t.test('turning TOTP off needs a current code; then a password is enough again', async (t) => {
+    t.test('turning TOTP off needs a current code (with a password-only token); then a password is enough again', async (t) => {
       clock.advance(30)
       const wrong = await server.call('DELETE', '/auth/mfa/totp', { token: user.token, body: { code: clock.code(secret, 90) } })
       t.equal(wrong.status, 401)
       t.equal(wrong.body.code, 'INVALID_MFA_CODE')
       const missing = await server.call('DELETE', '/auth/mfa/totp', { token: user.token, body: {} })
-      t.equal(missing.status, 400, 'a code or a recovery code is required')
+      t.equal(missing.status, 401, 'a code or a recovery code is required with this token')
+      t.equal(missing.body.code, 'INSUFFICIENT_AUTHENTICATION')
+      const both = await server.call('DELETE', '/auth/mfa/totp', { token: user.token, body: { code: clock.code(secret), recovery_code: 'aaaa-bbbb-cccc-dddd' } })
+      t.equal(both.status, 400, 'a code and a recovery code at once')
+      t.equal(both.body.code, 'FST_ERR_VALIDATION')
       const off = await server.call('DELETE', '/auth/mfa/totp', { token: user.token, body: { code: clock.code(secret) } })
       t.equal(off.status, 204)
       t.equal(await server.app.store.prisma.totpFactor.count({ where: { userId: user.id } }), 0)

@@ -111,6 +111,9 @@ t.test('strict verification of RS256 access tokens', async (t) => {
     ['ver not an integer', ourToken(app, keysDir, user.id, { claims: { ver: 1.5 } }), 401, 'INVALID_TOKEN'],
     ['sid missing on a user token', ourToken(app, keysDir, user.id, { claims: { sid: undefined } }), 401, 'MISSING_CLAIM'],
     ['sid as a number', ourToken(app, keysDir, user.id, { claims: { sid: 7 } }), 401, 'INVALID_TOKEN'],
+    ['auth_time as a string', ourToken(app, keysDir, user.id, { claims: { auth_time: '1700000000' } }), 401, 'INVALID_TOKEN'],
+    ['auth_time not whole seconds', ourToken(app, keysDir, user.id, { claims: { auth_time: 1700000000.5 } }), 401, 'INVALID_TOKEN'],
+    ['auth_time missing (tokens from before it existed)', ourToken(app, keysDir, user.id, { claims: { auth_time: undefined } }), 200, null],
     ['client_id different from sub', ourToken(app, keysDir, user.id, { claims: { client_id: 'other', sid: undefined } }), 401, 'INVALID_TOKEN']
   ]
   for (const [name, token, status, code] of cases) await expect(typeof token === 'function' ? token() : token, status, code, name)
