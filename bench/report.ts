@@ -2,6 +2,9 @@
 //   npx tsx bench/report.ts bench/results/<date>.json
 import { readFileSync } from 'node:fs'
 import { memoryTargets } from './lib/memory.ts'
+import { scenarios } from './scenarios.ts'
+
+const DEPLOYED = new Set(scenarios(false, 0).filter((s) => s.deployed === true).map((s) => s.id))
 
 interface Row { id: string, title: string, state: string, rps: number, ratio: number, p50: number, p99: number, p99Worst: number, cpuUsPerReq: number, serverCores: number, loadgenCores: number, otherCores: number, rssStartMiB: number, rssEndMiB: number, non2xx: number, errors: number, fixedP99?: number, fixedP50?: number, fixedRps?: number }
 const data = JSON.parse(readFileSync(process.argv[2], 'utf8')) as {
@@ -35,6 +38,11 @@ if (data.cluster.rows !== undefined) {
   out.push('| operation | one instance req/s | two instances req/s | x | p99 one -> two ms |', '|---|---:|---:|---:|---:|')
   for (const c of data.cluster.rows) out.push(`| ${c.op} | ${f(c.one)} | ${f(c.two)} | ${f(c.two / c.one, 2)} | ${f(c.oneP99)} -> ${f(c.twoP99)} |`)
 } else out.push('', `Two instances on PostgreSQL + Redis: skipped (${data.cluster.skipped}).`)
+const deployed = data.rows.filter((r) => DEPLOYED.has(r.id))
+if (deployed.length > 0) {
+  out.push('', 'As deployed (x bare in this run):', '', '| scenario | req/s | x bare | p99 ms |', '|---|---:|---:|---:|')
+  for (const r of deployed) out.push(r.state === 'ok' ? `| ${r.id}: ${r.title} | ${f(r.rps)} | ${f(r.ratio, 3)} | ${f(r.p99)} |` : `| ${r.id}: ${r.title} | ${r.state} |||`)
+}
 if (data.soak !== undefined) out.push('', `RSS of ${data.soak.id} over a ${data.soak.seconds} s run, sampled every 5 s (MiB): ${data.soak.samplesMiB.join(', ')}.`)
 out.push('', '| target | status | measured |', '|---|---|---|')
 // The memory targets are computed again from the recorded samples with the current rules.

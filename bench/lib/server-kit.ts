@@ -67,3 +67,37 @@ export function skip (reason: string): never {
   process.stdout.write(JSON.stringify({ skip: reason }) + '\n')
   process.exit(0)
 }
+
+/** The reason a Redis at `url` cannot be used, or null when it answers PING. */
+export async function redisUnreachable (url: string): Promise<string | null> {
+  const { Redis } = await import('ioredis')
+  const client = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    await client.ping()
+    return null
+  } catch (err) {
+    return `Redis at ${url} is not reachable (${(err as Error).message})`
+  } finally {
+    client.disconnect()
+  }
+}
+
+/** Deletes every key under `prefix` (the keys one benchmark server wrote). */
+export async function dropRedisKeys (url: string, prefix: string): Promise<void> {
+  const { Redis } = await import('ioredis')
+  const client = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 1 })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    let cursor = '0'
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      if (keys.length > 0) await client.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+  } finally {
+    client.disconnect()
+  }
+}

@@ -6,7 +6,10 @@
 //                                     GET /protected, one repeated token (pool 0) or <pool> distinct tokens;
 //                                     `inline` checks signatures on the JavaScript thread (signatureCheck)
 //   gatehouse.ts rbac                 GET /admin-ish route: authenticate + requireRole('user')
-//   gatehouse.ts external             a token of an allowlisted issuer whose JWKS is served on port 0
+//   gatehouse.ts external [pool]      a token of an allowlisted issuer whose JWKS is served on port 0
+//                                     (one repeated token, or <pool> distinct tokens of that issuer)
+//   gatehouse.ts ratelimit <store>    GET /protected, one repeated token, with gatehouse-rate-limit registered
+//                                     as the standalone server does (memory | redis: counters in REDIS_URL)
 //   gatehouse.ts basic | apikey       GET /protected with HTTP Basic / ApiKey
 //   gatehouse.ts login                POST /login {email, password}: credentials.login + sessions.start
 //   gatehouse.ts refresh <provider>   POST /refresh {refresh_token}: sessions.refresh (sqlite | postgresql)
@@ -17,11 +20,12 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { announce, skip, tamperJwt, writePool, type Announcement, type LoadSpec } from '../lib/server-kit.ts'
+import { announce, dropRedisKeys, redisUnreachable, skip, tamperJwt, writePool, type Announcement, type LoadSpec } from '../lib/server-kit.ts'
 
 const [mode = 'token', arg1, arg2, arg3] = process.argv.slice(2)
 const alg = (mode === 'token' ? arg1 ?? 'RS256' : 'RS256') as 'RS256' | 'ES256' | 'EdDSA'
-const poolSize = mode === 'token' ? Number(arg2 ?? 0) : 0
+const poolSize = mode === 'token' ? Number(arg2 ?? 0) : mode === 'external' ? Number(arg1 ?? 0) : 0
+const rateLimitStore = mode === 'ratelimit' ? (arg1 ?? 'memory') : undefined
 const provider = mode === 'refresh' ? (arg1 ?? 'sqlite') : process.env.DATABASE_URL?.startsWith('postgres') === true ? 'postgresql' : 'sqlite'
 const ISSUER = 'http://127.0.0.1:3000'
 const PASSWORD = 'bench-correct-horse-battery-staple'
@@ -36,7 +40,7 @@ async function load<T> (path: string): Promise<T> {
 }
 
 type Mod = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
-const [{ errorHandler }, { store }, { redis }, { audit }, { migrate }, { credentials }, { tokens }, { sessions }, { trustedIssuers }, { authenticate }, { rbac }] = await Promise.all([
+const [{ errorHandler }, { store }, { redis }, { audit }, { migrate }, { credentials }, { tokens }, { sessions }, { trustedIssuers }, { authenticate }, { rbac }, { rateLimit }] = await Promise.all([
   load<Mod>('../../lib/error-handler.ts'),
   load<Mod>('../../plugins/store/index.ts'),
   load<Mod>('../../plugins/redis/index.ts'),
@@ -47,7 +51,8 @@ const [{ errorHandler }, { store }, { redis }, { audit }, { migrate }, { credent
   load<Mod>('../../plugins/sessions/index.ts'),
   load<Mod>('../../plugins/trusted-issuers/index.ts'),
   load<Mod>('../../plugins/authenticate/index.ts'),
-  load<Mod>('../../plugins/rbac/index.ts')
+  load<Mod>('../../plugins/rbac/index.ts'),
+  load<Mod>('../../plugins/rate-limit/index.ts')
 ])
 
 // ---- database and keys ------------------------------------------------------------------------
@@ -74,6 +79,20 @@ if (keysDir === undefined) {
   cleanups.push(async () => rmSync(dir, { recursive: true, force: true }))
 }
 
+// ---- Redis for the rate-limit counters (mode ratelimit redis) ---------------------------------------
+let redisUrl = process.env.REDIS_URL
+// Counters of this run only, removed at the end (other processes may share the Redis).
+const rateLimitPrefix = `gatehouse-bench:${process.pid}:${randomUUID().slice(0, 8)}:`
+if (rateLimitStore === 'redis') {
+  redisUrl ??= 'redis://127.0.0.1:6379'
+  const reason = await redisUnreachable(redisUrl)
+  if (reason !== null) skip(reason)
+  const url = redisUrl
+  cleanups.push(async () => { await dropRedisKeys(url, rateLimitPrefix) })
+} else if (rateLimitStore !== undefined && rateLimitStore !== 'memory') {
+  skip(`unknown rate-limit store ${rateLimitStore} (memory | redis)`)
+}
+
 // ---- an external issuer with a JWKS on port 0 (mode external) ---------------------------------
 let external: { issuer: string, sign: (claims: Record<string, unknown>) => string, close: () => void } | undefined
 if (mode === 'external') {
@@ -96,8 +115,14 @@ if (mode === 'external') {
 const app: FastifyInstance = Fastify({ logger: false })
 app.setErrorHandler(errorHandler)
 await app.register(store, { databaseUrl })
-await app.register(redis, { url: process.env.REDIS_URL })
+await app.register(redis, { url: redisUrl })
 await app.register(audit)
+if (rateLimitStore !== undefined) {
+  // As the standalone server registers it (after redis and audit, before the credentials), with the
+  // default class raised so one load generator's address is never refused: what is measured is the
+  // counting of every request, not the 429s.
+  await app.register(rateLimit, { prefix: rateLimitPrefix, classes: { default: { max: 1_000_000_000 } } })
+}
 await app.register(credentials, {})
 // Tokens signed at start must outlive a full run (about 30 min): a day instead of the 15 min default.
 await app.register(tokens, { issuer: ISSUER, keysDir, signingAlgorithm: alg, accessTokenTtl: 86_400, ...(mode === 'token' && arg3 === 'inline' ? { signatureCheck: 'inline' } : {}) })
@@ -163,9 +188,18 @@ if (mode === 'token') {
   announcement = { good: { path: '/protected', headers: bearer(token) }, bad: { path: '/protected', headers: bearer(tamperJwt(token)) }, load, meta: { alg, poolSize, users: users.length, verifiedCacheSize: app.tokens.stats().verifiedCacheSize } }
 } else if (mode === 'rbac') {
   announcement = { good: { path: '/rbac', headers: bearer(token) }, bad: { path: '/rbac', headers: bearer(tamperJwt(token)) }, load: { path: '/rbac', headers: bearer(token) }, meta: { alg, role: 'user' } }
+} else if (mode === 'ratelimit') {
+  announcement = { good: { path: '/protected', headers: bearer(token) }, bad: { path: '/protected', headers: bearer(tamperJwt(token)) }, load: { path: '/protected', headers: bearer(token) }, meta: { alg, rateLimitStore, redis: rateLimitStore === 'redis' } }
 } else if (mode === 'external') {
   const ext = external!.sign({ sub: 'external-user', roles: ['user'] })
-  announcement = { good: { path: '/protected', headers: bearer(ext) }, bad: { path: '/protected', headers: bearer(tamperJwt(ext)) }, load: { path: '/protected', headers: bearer(ext) }, meta: { alg: 'RS256', issuer: external!.issuer } }
+  let load: LoadSpec = { path: '/protected', headers: bearer(ext) }
+  if (poolSize > 0) {
+    // Distinct tokens (sub and jti differ), more than any verified-token cache holds.
+    const pool: string[] = []
+    for (let i = 0; i < poolSize; i++) pool.push(`Bearer ${external!.sign({ sub: `external-user-${i % USERS}`, roles: ['user'], jti: randomUUID() })}`)
+    load = { path: '/protected', poolFile: writePool(pool), poolHeader: 'authorization' }
+  }
+  announcement = { good: { path: '/protected', headers: bearer(ext) }, bad: { path: '/protected', headers: bearer(tamperJwt(ext)) }, load, meta: { alg: 'RS256', issuer: external!.issuer, poolSize } }
 } else if (mode === 'basic') {
   announcement = { good: { path: '/protected', headers: basic(user.email, PASSWORD) }, bad: { path: '/protected', headers: basic(user.email, PASSWORD + 'x') }, load: { path: '/protected', headers: basic(user.email, PASSWORD) }, meta: { argon2: argon2Params } }
 } else if (mode === 'apikey') {
