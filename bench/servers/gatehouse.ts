@@ -11,11 +11,12 @@
 //   gatehouse.ts ratelimit <store>    GET /protected, one repeated token, with gatehouse-rate-limit registered
 //                                     as the standalone server does (memory | redis: counters in REDIS_URL)
 //   gatehouse.ts basic | apikey       GET /protected with HTTP Basic / ApiKey
-//   gatehouse.ts login                POST /login {email, password}: credentials.login + sessions.start
+//   gatehouse.ts login [concurrency]  POST /login {email, password}: credentials.login + sessions.start
+//                                     (hashConcurrency: the default, or the number given)
 //   gatehouse.ts refresh <provider>   POST /refresh {refresh_token}: sessions.refresh (sqlite | postgresql)
 //   gatehouse.ts cluster              verify, login and refresh on DATABASE_URL/REDIS_URL/AUTH_KEYS_DIR from env
 import { createServer } from 'node:http'
-import { generateKeyPairSync, randomUUID } from 'node:crypto'
+import { generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -94,7 +95,7 @@ if (rateLimitStore === 'redis') {
 }
 
 // ---- an external issuer with a JWKS on port 0 (mode external) ---------------------------------
-let external: { issuer: string, sign: (claims: Record<string, unknown>) => string, close: () => void } | undefined
+let external: { issuer: string, sign: (claims: Record<string, unknown>) => string, signAsync: (claims: Record<string, unknown>) => Promise<string>, close: () => void } | undefined
 if (mode === 'external') {
   const { createSigner } = await import('fast-jwt')
   const pair = generateKeyPairSync('rsa', { modulusLength: 2048 })
@@ -108,7 +109,16 @@ if (mode === 'external') {
   const port = (jwks.address() as { port: number }).port
   const issuer = `http://127.0.0.1:${port}`
   const signer = createSigner({ key: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), algorithm: 'RS256', kid, iss: issuer, aud: 'bench-api', expiresIn: 86_400_000 })
-  external = { issuer, sign: (claims) => signer(claims), close: () => jwks.close() }
+  const privateKey = pair.privateKey
+  const header = Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid })).toString('base64url')
+  // The same token fast-jwt's signer makes (iss, aud, iat, exp), signed with crypto.sign's callback.
+  const signAsync = async (claims: Record<string, unknown>): Promise<string> => {
+    const now = Math.floor(Date.now() / 1000)
+    const input = `${header}.${Buffer.from(JSON.stringify({ ...claims, iat: now, exp: now + 86_400, iss: issuer, aud: 'bench-api' })).toString('base64url')}`
+    const signature = await new Promise<Buffer>((resolve, reject) => cryptoSign('sha256', Buffer.from(input), privateKey, (err, sig) => (err !== null ? reject(err) : resolve(sig))))
+    return `${input}.${signature.toString('base64url')}`
+  }
+  external = { issuer, sign: (claims) => signer(claims), signAsync, close: () => jwks.close() }
 }
 
 // ---- the app --------------------------------------------------------------------------------
@@ -123,7 +133,7 @@ if (rateLimitStore !== undefined) {
   // counting of every request, not the 429s.
   await app.register(rateLimit, { prefix: rateLimitPrefix, classes: { default: { max: 1_000_000_000 } } })
 }
-await app.register(credentials, {})
+await app.register(credentials, mode === 'login' && arg1 !== undefined ? { hashConcurrency: Number(arg1) } : {})
 // Tokens signed at start must outlive a full run (about 30 min): a day instead of the 15 min default.
 await app.register(tokens, { issuer: ISSUER, keysDir, signingAlgorithm: alg, accessTokenTtl: 86_400, ...(mode === 'token' && arg3 === 'inline' ? { signatureCheck: 'inline' } : {}) })
 await app.register(sessions, {})
@@ -195,8 +205,9 @@ if (mode === 'token') {
   let load: LoadSpec = { path: '/protected', headers: bearer(ext) }
   if (poolSize > 0) {
     // Distinct tokens (sub and jti differ), more than any verified-token cache holds.
-    const pool: string[] = []
-    for (let i = 0; i < poolSize; i++) pool.push(`Bearer ${external!.sign({ sub: `external-user-${i % USERS}`, roles: ['user'], jti: randomUUID() })}`)
+    // Signed on the thread pool, many at once: 24,000 RSA signatures one by one would add half a
+    // minute to the start of every run.
+    const pool = await Promise.all(Array.from({ length: poolSize }, async (_x, i) => `Bearer ${await external!.signAsync({ sub: `external-user-${i % USERS}`, roles: ['user'], jti: randomUUID() })}`))
     load = { path: '/protected', poolFile: writePool(pool), poolHeader: 'authorization' }
   }
   announcement = { good: { path: '/protected', headers: bearer(ext) }, bad: { path: '/protected', headers: bearer(tamperJwt(ext)) }, load, meta: { alg: 'RS256', issuer: external!.issuer, poolSize } }
