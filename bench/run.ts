@@ -343,8 +343,13 @@ for (const [id, threshold] of [['gh-ratelimit-mem', 0.70], ['gh-ratelimit-redis'
   goal(`gh-refresh-pg >= ${3 * REFRESH_BEFORE_RPS} req/s (3x the ${REFRESH_BEFORE_RPS} req/s measured before)`, ok(pg) ? pg.rps : NaN, 3 * REFRESH_BEFORE_RPS, ok(pg) ? `${Math.round(pg.rps)} req/s (${fmt(pg.rps / REFRESH_BEFORE_RPS)}x; machine-dependent, unlike the ratios)` : `gh-refresh-pg ${stateOf('gh-refresh-pg')}`)
   for (const id of ['gh-refresh-sqlite', 'gh-refresh-pg']) {
     const r = byId.get(id)
-    goal(`${id}: zero timeouts`, ok(r) ? r.timeouts : NaN, 0, ok(r) ? `${r.timeouts} timeouts, ${r.errors} errors in ${r.requests} requests` : `${id} ${stateOf(id)}`, false)
-    goal(`${id}: p99 <= 10x p50`, ok(r) ? r.p99 / Math.max(1, r.p50) : NaN, 10, ok(r) ? `p99 ${r.p99} ms, p50 ${r.p50} ms (${fmt(r.p99 / Math.max(1, r.p50), 1)}x)` : `${id} ${stateOf(id)}`, false)
+    // A scenario that answered nothing in its window proves nothing about its tail.
+    const answered = ok(r) && r.requests > 0
+    const why = ok(r) ? `${id} answered no request in its window` : `${id} ${stateOf(id)}`
+    // autocannon gives up on a request after 10 s: a shorter window cannot see a timeout.
+    if (durationSec < 10) targets.push({ name: `${id}: zero timeouts`, hard: false, status: 'n/a', detail: `a ${durationSec} s window cannot see autocannon's 10 s timeout; ${answered ? `worst p99 ${r!.p99Worst} ms` : why}` })
+    else goal(`${id}: zero timeouts`, answered ? r!.timeouts : NaN, 0, answered ? `${r!.timeouts} timeouts, ${r!.errors} errors in ${r!.requests} requests` : why, false)
+    goal(`${id}: p99 <= 10x p50`, answered ? r!.p99 / Math.max(1, r!.p50) : NaN, 10, answered ? `p99 ${r!.p99} ms, p50 ${r!.p50} ms (${fmt(r!.p99 / Math.max(1, r!.p50), 1)}x)` : why, false)
   }
 }
 targets.push(...memoryTargets(rows, soak, quick))
