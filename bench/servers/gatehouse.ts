@@ -19,7 +19,7 @@ import { createServer } from 'node:http'
 import { generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { announce, dropRedisKeys, redisUnreachable, skip, tamperJwt, writePool, type Announcement, type LoadSpec } from '../lib/server-kit.ts'
 
@@ -178,6 +178,12 @@ const sidOf = (accessToken: string): string => (JSON.parse(Buffer.from(accessTok
 
 
 const bearer = (t: string): Record<string, string> => ({ authorization: `Bearer ${t}` })
+/** The pool written to a temporary file, removed when the server stops. */
+const poolFile = (pool: string[]): string => {
+  const file = writePool(pool)
+  cleanups.push(async () => rmSync(dirname(file), { recursive: true, force: true }))
+  return file
+}
 const basic = (email: string, pw: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(`${email}:${pw}`).toString('base64')}` })
 const tamperTail = (s: string): string => s.slice(0, -1) + (s.endsWith('A') ? 'B' : 'A')
 const argon2 = /\$argon2id\$v=\d+\$m=(\d+),t=(\d+),p=(\d+)\$/.exec(passwordHash)
@@ -193,7 +199,7 @@ if (mode === 'token') {
       const u = users[i % users.length]
       pool.push(`Bearer ${(await app.tokens.sign(u, { sid: sidOf(sessionsOf[i % users.length].access_token) })).access_token}`)
     }
-    load = { path: '/protected', poolFile: writePool(pool), poolHeader: 'authorization' }
+    load = { path: '/protected', poolFile: poolFile(pool), poolHeader: 'authorization' }
   }
   announcement = { good: { path: '/protected', headers: bearer(token) }, bad: { path: '/protected', headers: bearer(tamperJwt(token)) }, load, meta: { alg, poolSize, users: users.length, verifiedCacheSize: app.tokens.stats().verifiedCacheSize } }
 } else if (mode === 'rbac') {
@@ -208,7 +214,7 @@ if (mode === 'token') {
     // Signed on the thread pool, many at once: 24,000 RSA signatures one by one would add half a
     // minute to the start of every run.
     const pool = await Promise.all(Array.from({ length: poolSize }, async (_x, i) => `Bearer ${await external!.signAsync({ sub: `external-user-${i % USERS}`, roles: ['user'], jti: randomUUID() })}`))
-    load = { path: '/protected', poolFile: writePool(pool), poolHeader: 'authorization' }
+    load = { path: '/protected', poolFile: poolFile(pool), poolHeader: 'authorization' }
   }
   announcement = { good: { path: '/protected', headers: bearer(ext) }, bad: { path: '/protected', headers: bearer(tamperJwt(ext)) }, load, meta: { alg: 'RS256', issuer: external!.issuer, poolSize } }
 } else if (mode === 'basic') {
