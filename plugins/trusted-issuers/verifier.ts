@@ -223,7 +223,11 @@ export function createTrustedIssuers (options: ResolvedOptions, log: SourceLog =
     }
     checkTokenRules(payload, issuer, now)
     const roles = readRoles(payload, issuer.rolesClaim)
-    remember({ token, issuer, key, source, claims: payload, roles, notBefore: notBeforeOf(payload, issuer) }, cacheKey, recached, now)
+    // A token without kid is acceptable only while its issuer has one fitting key: that is
+    // decided anew each time, so such tokens are not cached.
+    if (kid !== undefined || key === null) {
+      remember({ token, issuer, key, source, claims: payload, roles, notBefore: notBeforeOf(payload, issuer) }, cacheKey, recached, now)
+    }
     return toUser(issuer, payload, roles)
   }
 
