@@ -219,3 +219,30 @@ t.test('verifiedCacheSize and signatureCheck are validated', async (t) => {
   t.equal(resolveOptions({}).verifiedCacheSize, 10_000)
   t.ok(['pool', 'inline'].includes(resolveOptions({}).signatureCheck))
 })
+
+t.test('cached() answers hits synchronously, and authenticate serves repeated external tokens from it', async (t) => {
+  const { default: Fastify } = await import('fastify')
+  const { trustedIssuers, authenticate } = await import('../../index.ts')
+  const key = await testKey()
+  const idp = await keyServer(t, jwks(key))
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(trustedIssuers, { issuers: [{ issuer: idp.url, jwksUri: `${idp.url}/jwks`, audiences: [AUD], rolesClaim: 'roles' }] })
+  await app.register(authenticate)
+  app.get('/me', { onRequest: app.authenticate }, async (request) => ({ sub: request.user?.sub, roles: request.user?.roles, external: request.user?.external }))
+  const token = await sign(key, { iss: idp.url, sub: 'q', aud: AUD, roles: ['reader'] })
+  t.equal(app.trustedIssuers.cached(token), undefined, 'not cached yet')
+  const me = async (tok: string) => app.inject({ url: '/me', headers: { authorization: `Bearer ${tok}` } })
+  for (let i = 0; i < 2; i++) t.same((await me(token)).json(), { sub: 'q', roles: ['reader'], external: true })
+  t.equal(app.trustedIssuers.stats().verifiedCacheSize, 1)
+  t.same(app.trustedIssuers.cached(token), await app.trustedIssuers.verify(token), 'cached() answers what verify() answers')
+  t.equal(app.trustedIssuers.cached(flipSignatureByte(token, 0)), undefined, 'never for a tampered token')
+  const hits = app.trustedIssuers.stats().verifiedCacheHits
+  t.same((await me(token)).json(), { sub: 'q', roles: ['reader'], external: true })
+  t.equal(app.trustedIssuers.stats().verifiedCacheHits, hits + 1, 'the request was served from the cache')
+  for (const index of [0, -1]) {
+    const res = await me(flipSignatureByte(token, index))
+    t.equal(res.statusCode, 401)
+    t.equal(res.json().code, 'INVALID_SIGNATURE', 'a tampered copy over HTTP: INVALID_SIGNATURE')
+  }
+})
