@@ -72,6 +72,8 @@ interface CredentialVerifier {
 interface ExternalVerifier {
   has: (iss: unknown) => boolean
   verify: (token: string) => Promise<AuthUser>
+  /** A token of its verified-token cache, synchronously (undefined when not cached). */
+  cached?: (token: string) => AuthUser | undefined
 }
 
 interface Collaborators {
@@ -173,6 +175,10 @@ export function createAuthenticateHook (collaborators: Collaborators, schemes: R
   /** AuthUser, or a Promise of one; throws coded errors synchronously. */
   function bearer (token: string): AuthUser | Promise<AuthUser> {
     if (token.length > MAX_BEARER_LENGTH) throw bearerError('INVALID_TOKEN', 'The token is too large')
+    // A repeated external token comes straight from its verified cache (one Map lookup), without
+    // going through our own verifier first only to be refused as another issuer's.
+    const cachedExternal = trusted?.cached?.(token)
+    if (cachedExternal !== undefined) return cachedExternal
     if (tokens === null) {
       const iss = peekIssuer(token)
       if (iss === undefined) throw bearerError('MISSING_CLAIM', 'The token lacks the iss claim')

@@ -3,7 +3,7 @@
 // after issuance (revocation, the user's state) is principal.ts's concern.
 import { bearerError } from '../../lib/errors.ts'
 import { checkShape } from '../../lib/jwt.ts'
-import { Doorkeeper, ExpiringLru } from './cache.ts'
+import { Doorkeeper, ExpiringLru } from '../../lib/verified-cache.ts'
 import { checkHeader, checkIssuer, parseHeaderSegment, type AccessTokenClaims } from './jwt.ts'
 import type { LiveKeyRing, RingKey } from './key-ring.ts'
 

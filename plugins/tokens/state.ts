@@ -4,7 +4,7 @@
 // after a short safety TTL, and on every request while notices may be missed (bus unhealthy).
 import type { Store } from '../store/index.ts'
 import { parseRoles } from '../../lib/roles.ts'
-import { ExpiringLru } from './cache.ts'
+import { ExpiringLru } from '../../lib/verified-cache.ts'
 
 export interface UserState {
   id: string

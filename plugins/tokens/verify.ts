@@ -1,33 +1,21 @@
 // Signature and claim checks of Gatehouse access tokens, with node:crypto, as plain functions.
 //
 // fast-jwt signs our tokens, but verification is done here (docs/tokens.md, "Why verification
-// does not go through fast-jwt"): fast-jwt checks a signature synchronously on the JavaScript
+// does not go through fast-jwt"; the signature itself in lib/signature.ts): fast-jwt checks a signature synchronously on the JavaScript
 // thread, while `crypto.verify` with a callback runs it on libuv's thread pool, so a server with
 // more than one core checks signatures in parallel with its HTTP work (what jose does through
 // WebCrypto). The rules are fast-jwt's, in its order, and are tested against the same attack
 // corpus: the signature with the one key the kid names, pinned to that key's algorithm, then the
 // required claims, nbf, exp, iat + maxAge (with the clock tolerance), iss, aud, then our own
 // claim rules (checkClaimTypes).
-import { verify as cryptoVerify, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import { bearerError, type GatehouseError } from '../../lib/errors.ts'
 import type { SigningAlgorithm } from '../../lib/algorithms.ts'
 import { isObject, parseSegment } from '../../lib/jwt.ts'
+import { checkSignature, checkSignatureSync, signatureScheme } from '../../lib/signature.ts'
 import { checkClaimTypes, CLOCK_TOLERANCE_SECONDS, type AccessTokenClaims, type VerifierSettings } from './jwt.ts'
 
 const REQUIRED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'roles', 'ver'] as const
-
-/** How node:crypto checks one algorithm: the digest (none for Ed25519) and the key with its signature encoding. */
-interface SignatureScheme {
-  digest: string | null
-  key: KeyObject | { key: KeyObject, dsaEncoding: 'ieee-p1363' }
-}
-
-function schemeOf (alg: SigningAlgorithm, publicKey: KeyObject): SignatureScheme {
-  // RS256: RSASSA-PKCS1-v1_5 (node's default padding for an RSA key); ES256: the JOSE r||s form.
-  if (alg === 'ES256') return { digest: 'sha256', key: { key: publicKey, dsaEncoding: 'ieee-p1363' } }
-  if (alg === 'EdDSA') return { digest: null, key: publicKey }
-  return { digest: 'sha256', key: publicKey }
-}
 
 /** A compact JWS split once: the signing input, the payload segment and the signature bytes. */
 interface Split {
@@ -118,9 +106,9 @@ export interface KeyVerifier {
  */
 export function createKeyVerifier (key: { alg: SigningAlgorithm, publicKey: KeyObject }, settings: VerifierSettings): KeyVerifier {
   const rules = claimRules(settings)
-  const scheme = schemeOf(key.alg, key.publicKey)
+  const scheme = signatureScheme(key.alg, key.publicKey)
 
-  function checkSignature (ok: boolean, payload: Record<string, unknown>): AccessTokenClaims {
+  function accept (ok: boolean, payload: Record<string, unknown>): AccessTokenClaims {
     if (!ok) throw bearerError('INVALID_SIGNATURE')
     return checkClaims(payload, Date.now(), rules)
   }
@@ -128,14 +116,7 @@ export function createKeyVerifier (key: { alg: SigningAlgorithm, publicKey: KeyO
   return {
     verifySync (token) {
       const parts = split(token)
-      let ok: boolean
-      try {
-        ok = cryptoVerify(scheme.digest, parts.input, scheme.key, parts.signature)
-      } catch {
-        // A signature of the wrong length or encoding cannot even be checked.
-        ok = false
-      }
-      return checkSignature(ok, parts.payload)
+      return accept(checkSignatureSync(scheme, parts.input, parts.signature), parts.payload)
     },
     verifyAsync (token) {
       let parts: Split
@@ -145,17 +126,13 @@ export function createKeyVerifier (key: { alg: SigningAlgorithm, publicKey: KeyO
         return Promise.reject(err)
       }
       return new Promise((resolve, reject) => {
-        try {
-          cryptoVerify(scheme.digest, parts.input, scheme.key, parts.signature, (err, ok) => {
-            try {
-              resolve(checkSignature(err === null && ok, parts.payload))
-            } catch (failure) {
-              reject(failure)
-            }
-          })
-        } catch {
-          reject(bearerError('INVALID_SIGNATURE'))
-        }
+        checkSignature(scheme, parts.input, parts.signature, (ok) => {
+          try {
+            resolve(accept(ok, parts.payload))
+          } catch (failure) {
+            reject(failure)
+          }
+        })
       })
     }
   }

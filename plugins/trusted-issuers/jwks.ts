@@ -168,8 +168,8 @@ export interface KeyEntry {
   readonly alg?: AsymmetricAlgorithm
   /** The only algorithms this key may verify. */
   readonly algorithms: ReadonlySet<AsymmetricAlgorithm>
-  /** SPKI PEM for fast-jwt. */
-  readonly pem: string
+  /** The public key (node:crypto). */
+  readonly publicKey: KeyObject
 }
 
 export interface ImportedKeys {
@@ -233,7 +233,7 @@ export function importJwk (jwk: unknown): KeyEntry | string {
     kty: k.kty,
     alg: alg as AsymmetricAlgorithm | undefined,
     algorithms: new Set(algorithms),
-    pem: key.export({ type: 'spki', format: 'pem' }) as string
+    publicKey: key
   })
 }
 

@@ -6,7 +6,8 @@
 //  - one fetch in flight per issuer; every request that misses meanwhile waits for it;
 //  - after a good fetch, at most one more per cooldown (unknown kids), except the refresh of a
 //    key set older than cacheMaxAge; after a failed fetch, the next one waits failureBackoff;
-//  - a successful fetch REPLACES the key set (removed keys stop verifying);
+//  - a successful fetch REPLACES the key set (removed keys stop verifying); a key that is still
+//    published unchanged keeps its KeyEntry object, so tokens it verified stay cached (serves());
 //  - a failed fetch keeps the previous set, usable up to maxStale; with nothing usable the
 //    answer is JWKS_UNAVAILABLE (503, Retry-After) and nothing negative is remembered;
 //  - kids missing from a successfully fetched set are remembered (bounded, for one cooldown).
@@ -17,6 +18,8 @@ import type { ResolvedIssuer, ResolvedOptions } from './options.ts'
 export interface KeySet {
   readonly keys: readonly KeyEntry[]
   readonly byKid: ReadonlyMap<string, readonly KeyEntry[]>
+  /** The keys of the set, for serves(). */
+  readonly members: ReadonlySet<KeyEntry>
   /** When the fetch completed (ms since epoch). */
   readonly fetchedAt: number
 }
@@ -101,6 +104,17 @@ export class IssuerKeySource {
     return []
   }
 
+  /**
+   * True while `key` may vouch for a token verified earlier: it is in the current key set and
+   * that set is younger than cacheMaxAge (an older set is refetched by the next lookup, which a
+   * cached token must go through). A key the provider dropped, or a set served stale during an
+   * outage, serves nothing from the verified-token cache.
+   */
+  serves (key: KeyEntry): boolean {
+    const set = this.#set
+    return set !== null && this.#options.clock() - set.fetchedAt < this.#options.cacheMaxAgeMs && set.members.has(key)
+  }
+
   /** For stats(): what this issuer's cache holds. */
   describe (): { keys: number, fetchedAt: string | null, lastError: string | null } {
     return {
@@ -180,14 +194,23 @@ export class IssuerKeySource {
       this.#counters.skippedKeys += skipped
       this.#log.info({ issuer: this.#issuer.issuer, skipped: imported.skipped }, 'trusted issuer: unusable JWKS keys ignored')
     }
+    const keys = imported.keys.map((key) => this.#unchanged(key) ?? key)
     const byKid = new Map<string, KeyEntry[]>()
-    for (const key of imported.keys) {
+    for (const key of keys) {
       if (key.kid === undefined) continue
       const list = byKid.get(key.kid)
       if (list === undefined) byKid.set(key.kid, [key])
       else list.push(key)
     }
-    return Object.freeze({ keys: Object.freeze(imported.keys), byKid, fetchedAt: this.#options.clock() })
+    return Object.freeze({ keys: Object.freeze(keys), byKid, members: new Set(keys), fetchedAt: this.#options.clock() })
+  }
+
+  /** The entry of the current set that is the same key as `key` (kid, type, alg and key material). */
+  #unchanged (key: KeyEntry): KeyEntry | undefined {
+    const previous = this.#set
+    if (previous === null) return undefined
+    const candidates = key.kid === undefined ? previous.keys : previous.byKid.get(key.kid) ?? []
+    return candidates.find((old) => old.kid === key.kid && old.kty === key.kty && old.alg === key.alg && old.publicKey.equals(key.publicKey))
   }
 
   async #discover (limits: FetchLimits): Promise<string> {

@@ -2,6 +2,7 @@
 // TRUSTED_ISSUERS) and the limits of the JWKS fetcher. resolveOptions() validates everything
 // once, fills the defaults below and returns a frozen object; a bad entry throws a ConfigError
 // naming TRUSTED_ISSUERS with one line that says which entry and what is wrong.
+import { availableParallelism } from 'node:os'
 import { ConfigError } from '../../lib/options.ts'
 import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, type Algorithm, type AsymmetricAlgorithm, type HmacAlgorithm } from '../../lib/algorithms.ts'
 import { isLoopbackHost } from '../../lib/loopback.ts'
@@ -25,6 +26,7 @@ export const DEFAULT_CACHE_MAX_AGE_MS = 10 * 60_000
 export const DEFAULT_MAX_STALE_MS = 24 * 60 * 60_000
 export const DEFAULT_NEGATIVE_CACHE_SIZE = 1_000
 export const DEFAULT_MAX_TOKEN_BYTES = 8 * 1024
+export const DEFAULT_VERIFIED_CACHE_SIZE = 10_000
 /** CONTRACT §14: a trusted issuer's token may live at most a day unless its entry says otherwise. */
 export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 86_400
 
@@ -93,6 +95,20 @@ export interface TrustedIssuersOptions {
   /** Tokens longer than this are refused before decoding. @default 8192 */
   maxTokenBytes?: number
   /**
+   * Verified tokens remembered (all issuers together). A token is remembered the second time it
+   * is verified (the first sighting only marks it), so a stream of tokens that never repeat does
+   * not churn the cache. @default 10000
+   */
+  verifiedCacheSize?: number
+  /**
+   * Where the signature of an RS/PS/ES/EdDSA token that is not in the verified cache is checked:
+   * 'pool' on libuv's thread pool (in parallel with the JavaScript thread), 'inline' on the
+   * JavaScript thread (the better choice for a process limited to one core). HS tokens are
+   * always checked inline (an HMAC costs less than the hand-off).
+   * @default 'pool' when os.availableParallelism() > 1, else 'inline'
+   */
+  signatureCheck?: 'pool' | 'inline'
+  /**
    * Milliseconds since the epoch, for the key cache: cooldown, failure backoff, max age, max
    * stale, the discovery cache and remembered unknown kids. Tests move time with it instead of
    * sleeping. Token claims (exp, nbf, iat) are checked against the real time. @default Date.now
@@ -127,6 +143,8 @@ export interface ResolvedOptions {
   readonly maxStaleMs: number
   readonly negativeCacheSize: number
   readonly maxTokenBytes: number
+  readonly verifiedCacheSize: number
+  readonly signatureCheck: 'pool' | 'inline'
   readonly clock: () => number
 }
 
@@ -291,6 +309,8 @@ export function resolveOptions (input: TrustedIssuersOptions = {}): ResolvedOpti
   if (maxStaleMs < cacheMaxAgeMs) fail('option maxStaleMs must not be shorter than cacheMaxAgeMs')
   const clock = input.clock ?? Date.now
   if (typeof clock !== 'function') fail('option clock must be a function')
+  const signatureCheck = input.signatureCheck ?? (availableParallelism() > 1 ? 'pool' : 'inline')
+  if (signatureCheck !== 'pool' && signatureCheck !== 'inline') fail("option signatureCheck must be 'pool' or 'inline'")
   return Object.freeze({
     issuers,
     timeoutMs: positiveInteger(input.timeoutMs, 'timeoutMs', DEFAULT_TIMEOUT_MS),
@@ -302,6 +322,8 @@ export function resolveOptions (input: TrustedIssuersOptions = {}): ResolvedOpti
     maxStaleMs,
     negativeCacheSize: positiveInteger(input.negativeCacheSize, 'negativeCacheSize', DEFAULT_NEGATIVE_CACHE_SIZE),
     maxTokenBytes: positiveInteger(input.maxTokenBytes, 'maxTokenBytes', DEFAULT_MAX_TOKEN_BYTES),
+    verifiedCacheSize: positiveInteger(input.verifiedCacheSize, 'verifiedCacheSize', DEFAULT_VERIFIED_CACHE_SIZE),
+    signatureCheck,
     clock
   })
 }

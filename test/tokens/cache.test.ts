@@ -2,7 +2,7 @@
 // entry expires at exp (and at iat + TTL), it is bounded, and a token without iat is never
 // accepted. Time is moved by shifting Date.now, which the plugin reads.
 import t from 'tap'
-import { Doorkeeper, ExpiringLru } from '../../plugins/tokens/cache.ts'
+import { Doorkeeper, ExpiringLru } from '../../lib/verified-cache.ts'
 import { buildProtected, createUser, bearer } from './helpers.ts'
 import { nowSec, ourToken } from './forge.ts'
 

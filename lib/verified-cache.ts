@@ -1,6 +1,7 @@
-// A bounded (approximately) least-recently-used map whose entries carry their own expiry time. The verified-token
-// cache and the per-user state cache are both this: a hit costs one Map lookup. Also the verified-token
-// cache's key and its admission (Doorkeeper).
+// A bounded (approximately) least-recently-used map whose entries carry their own expiry time, the
+// key a verified-token cache is indexed by, and its admission (Doorkeeper). The verified-token
+// caches of gatehouse-tokens and gatehouse-trusted-issuers and the per-user state cache of
+// gatehouse-tokens are built from these: a hit costs one Map lookup.
 
 interface Slot<V> {
   value: V
@@ -62,9 +63,9 @@ export class ExpiringLru<V> {
 }
 
 /**
- * The verified cache is keyed by the last characters of a token (its signature, which no two
- * tokens we sign share), so a lookup hashes 24 characters instead of the whole token; a hit counts
- * only when the whole token is equal.
+ * A verified cache is indexed by the last characters of a token (its signature, which no two
+ * signed tokens share), so a lookup hashes 24 characters instead of the whole token; a hit counts
+ * only when the whole token is equal (the caller compares the entry's token).
  */
 const CACHE_KEY_LENGTH = 24
 export function cacheKeyOf (token: string): string {
