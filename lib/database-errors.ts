@@ -18,7 +18,9 @@ function* causes (err: unknown): Generator<Record<string, unknown>> {
   let current: unknown = err
   for (let depth = 0; depth < 6 && current !== null && typeof current === 'object'; depth++) {
     yield current as Record<string, unknown>
-    current = (current as { cause?: unknown }).cause
+    // A raw query's failure (P2010) carries the driver adapter's error in `meta`, not as a cause.
+    const adapterError = (current as { meta?: { driverAdapterError?: unknown } }).meta?.driverAdapterError
+    current = (current as { cause?: unknown }).cause ?? adapterError
   }
 }
 

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
 import { isInfrastructureError, translatePrismaError } from '../../lib/database-errors.ts'
-import type { PrismaClient } from '../store/index.ts'
+import type { PrismaClient, Provider } from '../store/index.ts'
 import type { ResolvedSessionsOptions } from './options.ts'
 import { REVOCATION_MARGIN_SECONDS } from './options.ts'
 import {
@@ -13,6 +13,7 @@ import {
 } from './refresh-token.ts'
 import { parseRoles } from '../../lib/roles.ts'
 import { AUDIT_EVENTS } from '../audit/index.ts'
+import { createRotationStore, type RotationRow } from './rotation-store.ts'
 
 export interface TokenResponse {
   access_token: string
@@ -60,16 +61,13 @@ export interface RevocationContext {
 
 export interface SessionDependencies {
   prisma: PrismaClient
+  /** The database `prisma` talks to (the store's `provider`): the rotation's SQL is per dialect. */
+  provider: Provider
   tokens: TokenIssuer
   audit?: AuditSink
   log?: FastifyBaseLogger
   options: ResolvedSessionsOptions
 }
-
-/** Thrown inside a rotation transaction to roll it back; the outcome is decided outside it. */
-class RollBack extends Error {}
-
-const TRANSACTION_OPTIONS = { maxWait: 10_000, timeout: 10_000 }
 
 
 /** Database faults become 503; coded errors pass; anything else stays what it is. */
@@ -109,6 +107,7 @@ function sessionAmr (authentication: { amr: string } | null | undefined): string
 export function createSessionService (deps: SessionDependencies) {
   const { prisma, tokens, audit, options } = deps
   const clock = options.clock
+  const rotation = createRotationStore(prisma, deps.provider)
 
   function revocationHorizon (): number {
     return Math.floor(clock() / 1000) + options.accessTokenTtl + REVOCATION_MARGIN_SECONDS
@@ -183,71 +182,71 @@ export function createSessionService (deps: SessionDependencies) {
 
   type Rotated = { response: TokenResponse, userId: string, familyId: string }
 
-  /** One attempt at the conditional update; null when this caller did not win it. */
-  async function rotate (tokenHash: string, previous: string, clientId: string, now: Date): Promise<Rotated | null> {
+  /**
+   * One attempt: the presented token's row (with family, user and session authentication) is
+   * read, the access token is signed from it, and the conditional write rotates the token only if
+   * nothing it was signed from changed meanwhile. Null when this caller did not win.
+   */
+  async function rotate (row: RotationRow, tokenHash: string, previous: string, clientId: string, now: Date, request?: FastifyRequest): Promise<Rotated | null> {
+    const { family, user } = row
+    const successorId = randomUUID()
+    const successor = options.reuseGraceSeconds > 0
+      ? derivedRefreshToken(family.id, previous, successorId)
+      : newRefreshToken(family.id)
+    const absoluteExpiresAt = family.absoluteExpiresAt
+    // Signed before the write: a token whose rotation did not commit is never returned.
+    const access = await sign(user, { id: family.id, createdAt: family.createdAt, authentication: row.authentication })
+    let won: boolean
     try {
-      return await prisma.$transaction(async (tx) => {
-        const successorId = randomUUID()
-        const won = await tx.refreshToken.updateMany({
-          where: { tokenHash, clientId, usedAt: null, revokedAt: null, idleExpiresAt: { gt: now }, absoluteExpiresAt: { gt: now } },
-          data: { usedAt: now, successorId }
-        })
-        if (won.count !== 1) return null
-        const current = await tx.refreshToken.findUniqueOrThrow({ where: { tokenHash }, include: { family: { include: { authentication: true } }, user: true } })
-        const { family, user } = current
-        if (family.revokedAt !== null || user.deletedAt !== null || user.status !== 'active') throw new RollBack()
-        const successor = options.reuseGraceSeconds > 0
-          ? derivedRefreshToken(family.id, previous, successorId)
-          : newRefreshToken(family.id)
-        const absoluteExpiresAt = family.absoluteExpiresAt
-        await tx.refreshToken.create({
-          data: {
-            id: successorId,
-            familyId: family.id,
-            userId: user.id,
-            clientId,
-            tokenHash: hashRefreshToken(successor),
-            parentId: current.id,
-            idleExpiresAt: new Date(Math.min(now.getTime() + options.refreshTokenTtl * 1000, absoluteExpiresAt.getTime())),
-            absoluteExpiresAt,
-            createdAt: now
-          }
-        })
-        // Signed inside the transaction: if the commit fails, this token is never returned.
-        const access = await sign(user, family)
-        return {
-          response: { access_token: access.access_token, refresh_token: successor, token_type: 'Bearer' as const, expires_in: access.expires_in },
-          userId: user.id,
-          familyId: family.id
-        }
-      }, TRANSACTION_OPTIONS)
+      won = await rotation.rotate({
+        tokenHash,
+        clientId,
+        now,
+        roles: user.roles,
+        tokenVersion: user.tokenVersion,
+        successor: {
+          id: successorId,
+          tokenHash: hashRefreshToken(successor),
+          idleExpiresAt: new Date(Math.min(now.getTime() + options.refreshTokenTtl * 1000, absoluteExpiresAt.getTime())),
+          absoluteExpiresAt
+        },
+        activity: activity(request)
+      })
     } catch (err) {
-      if (err instanceof RollBack) return null
       throw infrastructure(err)
+    }
+    if (!won) return null
+    return {
+      response: { access_token: access.access_token, refresh_token: successor, token_type: 'Bearer' as const, expires_in: access.expires_in },
+      userId: user.id,
+      familyId: family.id
     }
   }
 
   /**
-   * The sessions list's "last used" and address, written after the rotation has committed: inside
-   * it, the family row would be locked after the token row, the reverse of a revocation's order.
+   * The sessions list's "last used" and address. On PostgreSQL it is written after the rotation
+   * has committed: inside it, the family row would be locked after the token row, the reverse of
+   * a revocation's order. On SQLite the rotation's transaction writes it (one commit).
    * Informational: a failure is logged, never the refresh's.
    */
   async function noteActivity (familyId: string, now: Date, request?: FastifyRequest): Promise<void> {
+    if (rotation.recordsActivity) return
     try {
-      await prisma.refreshFamily.updateMany({ where: { id: familyId }, data: { lastUsedAt: now, ...activity(request) } })
+      await rotation.noteActivity(familyId, now, activity(request))
     } catch (err) {
       deps.log?.warn({ err: { message: (err as Error).message }, familyId }, 'sessions: could not record the last use of a session')
     }
   }
 
-  /** Why a presented token could not be rotated: the coded error to throw (after side effects). */
-  async function refuse (token: string, tokenHash: string, clientId: string, now: Date, ctx: SessionContext): Promise<GatehouseError | Rotated | 'retry'> {
-    let row
-    try {
-      row = await prisma.refreshToken.findUnique({ where: { tokenHash }, include: { family: true, user: true } })
-    } catch (err) {
-      throw infrastructure(err)
-    }
+  /** Whether a row can be rotated by `clientId` at `now` (the conditional write checks it again). */
+  function rotatable (row: RotationRow, clientId: string, now: Date): boolean {
+    return row.clientId === clientId && row.usedAt === null && row.revokedAt === null &&
+      row.idleExpiresAt.getTime() > now.getTime() && row.absoluteExpiresAt.getTime() > now.getTime() &&
+      row.family.revokedAt === null && row.user.deletedAt === null && row.user.status === 'active'
+  }
+
+  /** Why a presented token cannot be rotated: the coded error to throw (after side effects). */
+  async function refuse (row: RotationRow | null, token: string, clientId: string, now: Date, ctx: SessionContext): Promise<GatehouseError | Rotated | 'retry'> {
     if (row === null) return invalid()
     // RFC 6819 §5.2.2.2: a refresh token is bound to the client it was issued to.
     if (row.clientId !== clientId) {
@@ -277,7 +276,7 @@ export function createSessionService (deps: SessionDependencies) {
       return gatehouseError('REFRESH_TOKEN_REUSED')
     }
     if (row.idleExpiresAt.getTime() <= now.getTime() || row.absoluteExpiresAt.getTime() <= now.getTime()) return invalid()
-    // Unused, live and still not ours: a concurrent rotation rolled back. Try once more.
+    // Unused, live and still not ours: its user changed while it was signed. Try once more.
     return 'retry'
   }
 
@@ -303,8 +302,17 @@ export function createSessionService (deps: SessionDependencies) {
     const tokenHash = hashRefreshToken(refreshToken)
     for (let attempt = 0; attempt < 2; attempt++) {
       const now = new Date(clock())
-      const rotated = await rotate(tokenHash, refreshToken, clientId, now)
-      const outcome = rotated ?? await refuse(refreshToken, tokenHash, clientId, now, ctx)
+      let row: RotationRow | null
+      try {
+        row = await rotation.read(tokenHash)
+      } catch (err) {
+        throw infrastructure(err)
+      }
+      const live = row !== null && rotatable(row, clientId, now)
+      const rotated = live ? await rotate(row!, tokenHash, refreshToken, clientId, now, ctx.request) : null
+      // Not rotated: the row says why. When it looked live, something changed since it was read
+      // (a concurrent rotation won, a revocation, the user's state): read it again.
+      const outcome = rotated ?? await refuse(live ? await reread(tokenHash) : row, refreshToken, clientId, now, ctx)
       if (outcome === 'retry') continue
       if (isGatehouseError(outcome)) throw outcome
       if (rotated !== null) {
@@ -314,6 +322,14 @@ export function createSessionService (deps: SessionDependencies) {
       return { ...outcome.response, userId: outcome.userId }
     }
     throw invalid()
+  }
+
+  async function reread (tokenHash: string): Promise<RotationRow | null> {
+    try {
+      return await rotation.read(tokenHash)
+    } catch (err) {
+      throw infrastructure(err)
+    }
   }
 
   /** Revokes one session (refresh family) and its access tokens. */

@@ -78,6 +78,47 @@ for (const { provider, skip } of await providers()) {
       t.equal(await app.store.prisma.refreshToken.count({ where: { familyId, revokedAt: null } }), 0, 'and the family is revoked')
     })
 
+    t.test('many sessions rotated at once while one token is contested: each family stays consistent', async (t) => {
+      const { app } = await sessionApp(t, { provider })
+      const sessions = await Promise.all(Array.from({ length: 12 }, () => login(app)))
+      const contested = sessions[0].tokens.refresh_token
+      const before = new Date()
+      // Each other session rotates its token twice in a row; the contested token is sent 10 times at once.
+      const chains = sessions.slice(1).map(async ({ tokens }) => {
+        const first = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: tokens.refresh_token }, headers: { 'user-agent': 'chain-agent' } })
+        if (first.statusCode !== 200) return [first.statusCode]
+        const second = await refresh(app, first.json().refresh_token)
+        return [first.statusCode, second.statusCode, second.json().refresh_token as string]
+      })
+      const [chained, contest] = await Promise.all([Promise.all(chains), Promise.all(Array.from({ length: 10 }, () => refresh(app, contested)))])
+      t.same(chained.map((c) => c.slice(0, 2)), Array(11).fill([200, 200]), 'every uncontested chain rotated twice')
+      t.equal(contest.filter((r) => r.statusCode === 200).length, 1, 'exactly one winner for the contested token')
+      t.same(contest.filter((r) => r.statusCode !== 200).map((r) => r.json().code), Array(9).fill('REFRESH_TOKEN_REUSED'))
+      const prisma = app.store.prisma
+      for (const [i, { tokens }] of sessions.entries()) {
+        const familyId = tokens.refresh_token.split('.')[0]
+        const rows = await prisma.refreshToken.findMany({ where: { familyId }, orderBy: { createdAt: 'asc' } })
+        const family = await prisma.refreshFamily.findUniqueOrThrow({ where: { id: familyId } })
+        if (i === 0) {
+          t.equal(rows.length, 2, 'the contested family got one successor')
+          t.equal(family.revokedReason, 'reuse', 'and was revoked for reuse')
+          t.ok(rows.every((r) => r.revokedAt !== null), 'with every token')
+          continue
+        }
+        t.equal(rows.length, 3, 'three tokens in a chain family')
+        t.equal(rows.filter((r) => r.usedAt === null && r.revokedAt === null).length, 1, 'exactly one live token')
+        for (const r of rows.slice(1)) {
+          const parent = rows.find((p) => p.id === r.parentId)
+          t.ok(parent !== undefined && parent.successorId === r.id, 'parent and successor point at each other')
+          t.ok(r.idleExpiresAt.getTime() <= family.absoluteExpiresAt.getTime(), 'no successor outlives its family')
+        }
+        t.equal(family.revokedAt, null)
+        t.ok(family.lastUsedAt !== null && family.lastUsedAt.getTime() >= before.getTime() - 1000, 'the last use is recorded')
+        const live = (await refresh(app, chained[i - 1][2] as string))
+        t.equal(live.statusCode, 200, 'the live token still rotates')
+      }
+    })
+
     t.test('idle expiry slides with each rotation (REFRESH_TOKEN_TTL)', async (t) => {
       const { app, advance } = await sessionApp(t, { provider, env: { REFRESH_TOKEN_TTL: '60', REFRESH_TOKEN_MAX_TTL: '3600' } })
       const { tokens } = await login(app)

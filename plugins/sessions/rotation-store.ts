@@ -1,0 +1,161 @@
+// The hot path of a refresh in plain SQL through the store's Prisma client (raw queries, same
+// driver adapter): one read of everything a rotation needs, and one atomic conditional write.
+// The ORM's query compiler and interpreter cost more CPU than the rest of a refresh together
+// (docs/sessions.md, "Cost of a rotation"); these statements skip them.
+//  - PostgreSQL: the write is one statement (data-modifying CTEs): UPDATE ... RETURNING feeds the
+//    successor's INSERT. The conditional UPDATE takes the row lock, so of concurrent rotations of
+//    one token exactly one matches; the others re-check the WHERE after the winner commits.
+//  - SQLite: UPDATE, conditional INSERT and the session's "last used" in one batch transaction
+//    (one commit, one fsync), with no await between its statements.
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
+import type { PrismaClient, Provider } from '../store/index.ts'
+
+/** The presented token's row with its family, user and session authentication. */
+export interface RotationRow {
+  id: string
+  familyId: string
+  userId: string
+  clientId: string
+  usedAt: Date | null
+  successorId: string | null
+  revokedAt: Date | null
+  idleExpiresAt: Date
+  absoluteExpiresAt: Date
+  family: { id: string, createdAt: Date, absoluteExpiresAt: Date, revokedAt: Date | null, revokedReason: string | null }
+  user: { id: string, roles: string, tokenVersion: number, status: string, deletedAt: Date | null }
+  authentication: { amr: string, authTime: Date } | null
+}
+
+export interface RotationWrite {
+  tokenHash: string
+  clientId: string
+  now: Date
+  /** The user state the access token was signed from: the write fails if it changed. */
+  roles: string
+  tokenVersion: number
+  successor: { id: string, tokenHash: string, idleExpiresAt: Date, absoluteExpiresAt: Date }
+  activity: { ip: string | null, userAgent: string | null }
+}
+
+export interface RotationStore {
+  read: (tokenHash: string) => Promise<RotationRow | null>
+  /** True when this caller rotated the token (and stored the successor), false when it did not. */
+  rotate: (write: RotationWrite) => Promise<boolean>
+  /** Whether `rotate` already recorded the session's last use (SQLite: in its transaction). */
+  recordsActivity: boolean
+  noteActivity: (familyId: string, now: Date, activity: { ip: string | null, userAgent: string | null }) => Promise<void>
+}
+
+interface RawRow {
+  id: string
+  family_id: string
+  user_id: string
+  client_id: string
+  used_at: Date | null
+  successor_id: string | null
+  revoked_at: Date | null
+  idle_expires_at: Date
+  absolute_expires_at: Date
+  f_created_at: Date
+  f_absolute_expires_at: Date
+  f_revoked_at: Date | null
+  f_revoked_reason: string | null
+  u_roles: string
+  u_token_version: number | bigint
+  u_status: string
+  u_deleted_at: Date | null
+  a_amr: string | null
+  a_auth_time: Date | null
+}
+
+function toRow (r: RawRow): RotationRow {
+  return {
+    id: r.id,
+    familyId: r.family_id,
+    userId: r.user_id,
+    clientId: r.client_id,
+    usedAt: r.used_at,
+    successorId: r.successor_id,
+    revokedAt: r.revoked_at,
+    idleExpiresAt: r.idle_expires_at,
+    absoluteExpiresAt: r.absolute_expires_at,
+    family: { id: r.family_id, createdAt: r.f_created_at, absoluteExpiresAt: r.f_absolute_expires_at, revokedAt: r.f_revoked_at, revokedReason: r.f_revoked_reason },
+    user: { id: r.user_id, roles: r.u_roles, tokenVersion: Number(r.u_token_version), status: r.u_status, deletedAt: r.u_deleted_at },
+    authentication: r.a_amr === null || r.a_auth_time === null ? null : { amr: r.a_amr, authTime: r.a_auth_time }
+  }
+}
+
+export function createRotationStore (prisma: PrismaClient, provider: Provider): RotationStore {
+  async function read (tokenHash: string): Promise<RotationRow | null> {
+    const rows = await prisma.$queryRaw<RawRow[]>`
+      SELECT t.id, t.family_id, t.user_id, t.client_id, t.used_at, t.successor_id, t.revoked_at,
+             t.idle_expires_at, t.absolute_expires_at,
+             f.created_at AS f_created_at, f.absolute_expires_at AS f_absolute_expires_at,
+             f.revoked_at AS f_revoked_at, f.revoked_reason AS f_revoked_reason,
+             u.roles AS u_roles, u.token_version AS u_token_version, u.status AS u_status, u.deleted_at AS u_deleted_at,
+             a.amr AS a_amr, a.auth_time AS a_auth_time
+      FROM refresh_tokens t
+      JOIN refresh_families f ON f.id = t.family_id
+      JOIN users u ON u.id = t.user_id
+      LEFT JOIN session_authentications a ON a.family_id = t.family_id
+      WHERE t.token_hash = ${tokenHash}`
+    return rows.length === 0 ? null : toRow(rows[0])
+  }
+
+  async function rotatePostgres (w: RotationWrite): Promise<boolean> {
+    const s = w.successor
+    const rows = await prisma.$queryRaw<Array<{ id: string }>>`
+      WITH won AS (
+        UPDATE refresh_tokens t SET used_at = ${w.now}, successor_id = ${s.id}
+        FROM refresh_families f, users u
+        WHERE t.token_hash = ${w.tokenHash} AND t.client_id = ${w.clientId}
+          AND t.used_at IS NULL AND t.revoked_at IS NULL
+          AND t.idle_expires_at > ${w.now} AND t.absolute_expires_at > ${w.now}
+          AND f.id = t.family_id AND f.revoked_at IS NULL
+          AND u.id = t.user_id AND u.deleted_at IS NULL AND u.status = 'active'
+          AND u.token_version = ${w.tokenVersion} AND u.roles = ${w.roles}
+        RETURNING t.id, t.family_id, t.user_id
+      )
+      INSERT INTO refresh_tokens (id, family_id, user_id, client_id, token_hash, parent_id, idle_expires_at, absolute_expires_at, created_at)
+      SELECT ${s.id}, won.family_id, won.user_id, ${w.clientId}, ${s.tokenHash}, won.id, ${s.idleExpiresAt}, ${s.absoluteExpiresAt}, ${w.now}
+      FROM won
+      RETURNING id`
+    return rows.length === 1
+  }
+
+  async function rotateSqlite (w: RotationWrite): Promise<boolean> {
+    const s = w.successor
+    // A synchronous driver: a queue of transactions would otherwise run back to back in one
+    // chain of promise continuations, and no socket is read until it ends (docs/sessions.md).
+    await yieldToEventLoop()
+    const [won] = await prisma.$transaction([
+      prisma.$executeRaw`
+        UPDATE refresh_tokens SET used_at = ${w.now}, successor_id = ${s.id}
+        WHERE token_hash = ${w.tokenHash} AND client_id = ${w.clientId}
+          AND used_at IS NULL AND revoked_at IS NULL
+          AND idle_expires_at > ${w.now} AND absolute_expires_at > ${w.now}
+          AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL)
+          AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND u.deleted_at IS NULL AND u.status = 'active'
+                      AND u.token_version = ${w.tokenVersion} AND u.roles = ${w.roles})`,
+      prisma.$executeRaw`
+        INSERT INTO refresh_tokens (id, family_id, user_id, client_id, token_hash, parent_id, idle_expires_at, absolute_expires_at, created_at)
+        SELECT ${s.id}, family_id, user_id, client_id, ${s.tokenHash}, id, ${s.idleExpiresAt}, ${s.absoluteExpiresAt}, ${w.now}
+        FROM refresh_tokens WHERE token_hash = ${w.tokenHash} AND successor_id = ${s.id}`,
+      prisma.$executeRaw`
+        UPDATE refresh_families SET last_used_at = ${w.now}, ip = ${w.activity.ip}, user_agent = ${w.activity.userAgent}
+        WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_hash = ${w.tokenHash} AND successor_id = ${s.id})`
+    ])
+    return won === 1
+  }
+
+  async function noteActivity (familyId: string, now: Date, activity: { ip: string | null, userAgent: string | null }): Promise<void> {
+    await prisma.$executeRaw`UPDATE refresh_families SET last_used_at = ${now}, ip = ${activity.ip}, user_agent = ${activity.userAgent} WHERE id = ${familyId}`
+  }
+
+  return {
+    read,
+    rotate: provider === 'postgresql' ? rotatePostgres : rotateSqlite,
+    recordsActivity: provider !== 'postgresql',
+    noteActivity
+  }
+}
