@@ -1,7 +1,9 @@
 // gatehouse-rate-limit: per-IP limits per route class on @fastify/rate-limit, and the
 // per-account login throttle (`fastify.loginThrottle`) that @fastify/rate-limit does not have.
 // Counters live in Redis when one is given (fastify.redis of gatehouse-redis, or the `redis`
-// option), so every instance enforces one limit; in this process's memory otherwise.
+// option), so every instance enforces one limit; in this process's memory otherwise. The global
+// `default` budget is counted locally and reconciled with Redis in batches (global-budget.ts);
+// every other class and the login throttle are one exact Redis script per check.
 import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyRateLimit, { type RateLimitOptions as RouteRateLimit } from '@fastify/rate-limit'
