@@ -9,7 +9,7 @@ import { GlobalBudget } from '../../plugins/rate-limit/global-budget.ts'
 import { MemoryCounters, RedisCounters, StoreHealth } from '../../plugins/rate-limit/counters.ts'
 import { redisClient } from '../../plugins/redis/index.ts'
 import { tinyApp, connectRedis, manualClock, RATE_LIMITED_BODY } from './helpers.ts'
-import { freePort } from './redis-server.ts'
+import { freePort, redisServer, eventually, REDIS_SERVER_SKIP_REASON } from './redis-server.ts'
 import { redisUrl, REDIS_SKIP_REASON, uniquePrefix } from '../helpers/redis.ts'
 
 const url = await redisUrl()
@@ -158,4 +158,22 @@ t.test('Redis unreachable (nothing listening): the global budget counts in memor
   const exactStatuses: number[] = []
   for (let i = 0; i < 6; i++) exactStatuses.push((await exact.inject({ url: '/open', remoteAddress: '192.0.2.81' })).statusCode)
   t.same(exactStatuses, [...Array(5).fill(200), 429], 'slack 0 (exact) degrades the same way')
+})
+
+t.test('Redis hanging: a hit that finds the slack spent waits at most commandTimeoutMs, then counts in memory; the late answer is neither lost nor counted twice', { skip: REDIS_SERVER_SKIP_REASON, timeout: 120_000 }, async (t) => {
+  const server = await redisServer(t)
+  const redis = await connectRedis(t, server.url)
+  const prefix = uniquePrefix()
+  const { app } = await tinyApp(t, { rateLimit: { redis, prefix, classes: { default: { max: 30 } }, globalSync: { slack: 4, intervalMs: 50 }, commandTimeoutMs: 300 } })
+  const me = () => app.inject({ url: '/auth/me', remoteAddress: '192.0.2.90' })
+  server.pause()
+  t.teardown(() => server.resume())
+  const statuses: number[] = []
+  for (let i = 0; i < 31; i++) statuses.push((await me()).statusCode)
+  t.same(statuses, [...Array(30).fill(200), 429], 'still limited while Redis hangs')
+  server.resume()
+  const key = `${prefix}rl:default:ip:192.0.2.90`
+  t.ok(await eventually(async () => Number(await redis.get(key)) === 30), 'once Redis answers, it holds every accepted hit exactly once')
+  t.equal((await me()).statusCode, 429)
+  t.equal(Number(await redis.get(key)), 30, 'refused hits are not counted')
 })
