@@ -2,6 +2,7 @@
 // and the store class @fastify/rate-limit drives. Keys are `<bucket>:<client key>`.
 import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
+import type { GlobalBudget } from './global-budget.ts'
 
 export interface CounterState {
   /** Hits in the current window, this one included. */
@@ -142,6 +143,8 @@ export interface StoreContext {
   unavailable: (cause: unknown) => Error
   /** Whether a class answers 503 (true) or counts in memory (false) on a store fault. */
   failClosed: (rateLimitClass: string) => boolean
+  /** Counts the `default` bucket (the global budget; see global-budget.ts). */
+  global: GlobalBudget
 }
 
 type IncrCallback = (err: Error | null, res: CounterState | null) => void
@@ -164,7 +167,13 @@ export function createStoreClass (ctx: StoreContext): new (params: StoreParams) 
       this.failClosed = ctx.failClosed(rateLimitClass)
     }
 
-    incr (key: string, callback: IncrCallback, timeWindow: number): void {
+    incr (key: string, callback: IncrCallback, timeWindow: number, max: number): void {
+      if (this.bucket === 'default') {
+        const current = ctx.global.hit(key, max, timeWindow)
+        if (typeof current === 'number') callback(null, { current, ttl: ctx.global.ttl })
+        else current.then((state) => callback(null, state), (err: unknown) => callback(err as Error, null))
+        return
+      }
       const full = `${this.bucket}:${key}`
       if (ctx.redis === null) {
         callback(null, ctx.memory.incr(full, timeWindow))

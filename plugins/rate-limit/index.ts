@@ -1,7 +1,9 @@
 // gatehouse-rate-limit: per-IP limits per route class on @fastify/rate-limit, and the
 // per-account login throttle (`fastify.loginThrottle`) that @fastify/rate-limit does not have.
 // Counters live in Redis when one is given (fastify.redis of gatehouse-redis, or the `redis`
-// option), so every instance enforces one limit; in this process's memory otherwise.
+// option), so every instance enforces one limit; in this process's memory otherwise. The global
+// `default` budget is counted locally and reconciled with Redis in batches (global-budget.ts);
+// every other class and the login throttle are one exact Redis script per check.
 import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyRateLimit, { type RateLimitOptions as RouteRateLimit } from '@fastify/rate-limit'
@@ -10,12 +12,14 @@ import { gatehouseError, serviceUnavailable } from '../../lib/errors.ts'
 import { AUTH_CLASSES, RATE_LIMIT_CLASSES, RateLimitOptionsError, resolveOptions, type RateLimitClass, type RateLimitOptions, type RateLimitPluginOptions } from './options.ts'
 import { clientAddressKey, refreshFamilyId } from './client-key.ts'
 import { MemoryCounters, RedisCounters, StoreHealth, createStoreClass } from './counters.ts'
+import { GlobalBudget } from './global-budget.ts'
 import { MemoryThrottle, RedisThrottle, createLoginThrottle, type LoginThrottle } from './login-throttle.ts'
 import { createLimitByKey, type LimitByKey } from './keyed.ts'
 import { SpentAddresses, isFailedCredential } from './failures.ts'
 
 export { RATE_LIMIT_CLASSES, DEFAULT_CLASSES, resolveOptions, RateLimitOptionsError } from './options.ts'
-export type { RateLimitClass, RateLimitOptions, RateLimitPluginOptions, ClassLimit, LoginThrottleOptions } from './options.ts'
+export type { RateLimitClass, RateLimitOptions, RateLimitPluginOptions, ClassLimit, LoginThrottleOptions, GlobalSyncOptions } from './options.ts'
+export { defaultGlobalSlack } from './options.ts'
 export type { LoginThrottle, LoginAttempt } from './login-throttle.ts'
 export { clientAddressKey, refreshFamilyId } from './client-key.ts'
 export type { LimitByKey } from './keyed.ts'
@@ -39,7 +43,7 @@ function isRateLimitClass (value: unknown): value is RateLimitClass {
 
 /** `config.rateLimit` for each class: its limit, its key and (refresh) the hook it counts in. */
 export function classPresets (options: Pick<RateLimitOptions, 'classes' | 'ipv6Subnet'>): Readonly<Record<RateLimitClass, RouteRateLimit>> {
-  const ipKey = (request: FastifyRequest): string => `ip:${clientAddressKey(request.ip, options.ipv6Subnet)}`
+  const ipKey = addressKeys(options.ipv6Subnet)
   // The body is parsed before preHandler. A refresh token is counted by a digest of the whole
   // token, so a stranger who knows a family id (it is the `sid` of every access token) and sends
   // `<familyId>.<anything>` fills a budget of their own, never the family's. A missing or
@@ -63,6 +67,26 @@ export function classPresets (options: Pick<RateLimitOptions, 'classes' | 'ipv6S
   return Object.freeze(presets)
 }
 
+const ADDRESS_KEY_CACHE = 4096
+
+/**
+ * `request` -> `ip:<client address key>`, remembered for the last few thousand addresses (most
+ * requests come from an address seen a moment ago; the cache is emptied when it is full).
+ */
+function addressKeys (ipv6Subnet: number): (request: FastifyRequest) => string {
+  const cache = new Map<string, string>()
+  return (request) => {
+    const ip = request.ip
+    let key = cache.get(ip)
+    if (key === undefined) {
+      key = `ip:${clientAddressKey(ip, ipv6Subnet)}`
+      if (cache.size >= ADDRESS_KEY_CACHE) cache.clear()
+      cache.set(ip, key)
+    }
+    return key
+  }
+}
+
 type Limiter = ReturnType<FastifyInstance['createRateLimit']>
 type LimitResult = Awaited<ReturnType<Limiter>>
 
@@ -72,6 +96,8 @@ interface RoutePlan {
   rateLimitClass: RateLimitClass | 'route' | null
   /** Counted in onRequest: the class budget (refresh routes: the address's default budget). */
   onRequest: (() => Limiter) | null
+  /** Whether `onRequest` is the global budget (counted directly, without @fastify/rate-limit's wrapper). */
+  global: boolean
   /** Counted in preHandler, once the body is parsed: the refresh budget of the presented token. */
   preHandler: (() => Limiter) | null
   /** Whether the route takes a credential in its body (login, register, refresh, token). */
@@ -89,13 +115,22 @@ function rateLimited (retryAfterSeconds: number): Error {
   return gatehouseError('RATE_LIMITED', undefined, { headers: { 'retry-after': String(Math.max(1, retryAfterSeconds)) } })
 }
 
-/** Sets the standard headers and throws RATE_LIMITED when the budget is spent (as @fastify/rate-limit's own hook does). */
-function enforce (result: LimitResult, reply: FastifyReply): void {
-  if (result.isAllowed) return
+/** Sets the standard headers; RATE_LIMITED when the budget is spent (as @fastify/rate-limit's own hook does). */
+function enforce (result: LimitResult, reply: FastifyReply): Error | undefined {
+  if (result.isAllowed) return undefined
   reply.header('x-ratelimit-limit', result.max)
   reply.header('x-ratelimit-remaining', result.isExceeded ? 0 : result.remaining)
   reply.header('x-ratelimit-reset', result.ttlInSeconds)
-  if (result.isExceeded) throw rateLimited(result.ttlInSeconds)
+  return result.isExceeded ? rateLimited(result.ttlInSeconds) : undefined
+}
+
+/** The same for the global budget: `current` is the hit's place in the window, `ttl` the rest of it (ms). */
+function enforceGlobal (reply: FastifyReply, max: number, maxText: string, current: number, ttl: number): Error | undefined {
+  const reset = Math.ceil(ttl / 1000)
+  reply.header('x-ratelimit-limit', maxText)
+  reply.header('x-ratelimit-remaining', current >= max ? 0 : max - current)
+  reply.header('x-ratelimit-reset', reset)
+  return current > max ? rateLimited(reset) : undefined
 }
 
 async function rateLimitPlugin (fastify: FastifyInstance, input: RateLimitPluginOptions): Promise<void> {
@@ -125,12 +160,37 @@ async function rateLimitPlugin (fastify: FastifyInstance, input: RateLimitPlugin
     health
   }))
 
+  const counters = redis === null ? null : new RedisCounters(redis, `${options.prefix}rl:`, options.commandTimeoutMs)
+  const memory = new MemoryCounters(options.clock, options.maxEntries)
+  const global = new GlobalBudget({
+    clock: options.clock,
+    maxEntries: options.maxEntries,
+    health,
+    fallback: memory,
+    sync: redis === null || counters === null
+      ? null
+      : {
+          redis,
+          prefix: `${options.prefix}rl:default:`,
+          exact: new RedisCounters(redis, `${options.prefix}rl:default:`, options.commandTimeoutMs),
+          slack: options.globalSync.slack,
+          intervalMs: options.globalSync.intervalMs,
+          timeoutMs: options.commandTimeoutMs
+        }
+  })
+  // The last local counts reach the other instances before the client is closed (gatehouse-redis
+  // closes it in its own onClose, which runs after this one: hooks run in reverse order).
+  fastify.addHook('onClose', async () => {
+    global.close()
+    await global.flushAll()
+  })
   const Store = createStoreClass({
-    redis: redis === null ? null : new RedisCounters(redis, `${options.prefix}rl:`, options.commandTimeoutMs),
-    memory: new MemoryCounters(options.clock, options.maxEntries),
+    redis: counters,
+    memory,
     health,
     unavailable,
-    failClosed: (rateLimitClass) => !options.failOpen && AUTH_CLASSES.has(rateLimitClass as RateLimitClass)
+    failClosed: (rateLimitClass) => !options.failOpen && AUTH_CLASSES.has(rateLimitClass as RateLimitClass),
+    global
   })
   const presets = classPresets(options)
   const addressKey = presets.default.keyGenerator as (request: FastifyRequest) => string
@@ -149,7 +209,11 @@ async function rateLimitPlugin (fastify: FastifyInstance, input: RateLimitPlugin
     rateLimitClass: 'failed-credentials'
   } as never))
   const spent = new SpentAddresses(options.clock, options.maxEntries)
-  const noPlan: RoutePlan = Object.freeze({ rateLimitClass: options.global ? 'default' : null, onRequest: options.global ? defaultBudget : null, preHandler: null, credentialRoute: false })
+  const noPlan: RoutePlan = Object.freeze({ rateLimitClass: options.global ? 'default' : null, onRequest: options.global ? defaultBudget : null, global: options.global, preHandler: null, credentialRoute: false })
+  const globalMax = options.classes.default.max
+  const globalMaxText = String(globalMax)
+  const globalWindowMs = options.classes.default.timeWindowMs
+  let bodyBudgets = 0
 
   // Runs before @fastify/rate-limit's own onRoute hook (added below, after this one): the route's
   // `config.rateLimit` (whose fields override the class preset) becomes the plan, and
@@ -163,33 +227,62 @@ async function rateLimitPlugin (fastify: FastifyInstance, input: RateLimitPlugin
     const credentialRoute = name !== undefined && AUTH_CLASSES.has(name)
     let plan: RoutePlan
     if (own === false) {
-      plan = { rateLimitClass: null, onRequest: null, preHandler: null, credentialRoute }
+      plan = { rateLimitClass: null, onRequest: null, global: false, preHandler: null, credentialRoute }
     } else if (own == null && (name === undefined || name === 'default')) {
-      plan = name === 'default' ? { ...noPlan, rateLimitClass: 'default', onRequest: defaultBudget } : noPlan
+      plan = name === 'default' ? { ...noPlan, rateLimitClass: 'default', onRequest: defaultBudget, global: true } : noPlan
     } else {
       const rateLimitClass = name ?? 'route'
       const bucket = `${rateLimitClass}:${String(route.method)}:${route.url}`
       const params = { ...(name === undefined ? {} : presets[name]), ...own, rateLimitClass, bucket }
       const limiter = lazy(() => fastify.createRateLimit(params as never))
+      if (name === 'refresh') bodyBudgets++
       plan = name === 'refresh'
-        ? { rateLimitClass, onRequest: defaultBudget, preHandler: limiter, credentialRoute }
-        : { rateLimitClass, onRequest: limiter, preHandler: null, credentialRoute }
+        ? { rateLimitClass, onRequest: defaultBudget, global: true, preHandler: limiter, credentialRoute }
+        : { rateLimitClass, onRequest: limiter, global: false, preHandler: null, credentialRoute }
     }
     route.config = { ...route.config, rateLimit: false, gatehouseRateLimit: plan } as typeof route.config
   })
 
-  fastify.addHook('onRequest', async function gatehouseRateLimit (request, reply) {
+  // Callback-style hooks: the common case (the global budget, counted synchronously) costs no
+  // promise and no microtask.
+  fastify.addHook('onRequest', function gatehouseRateLimit (request, reply, done) {
     const plan = (request.routeOptions.config as { gatehouseRateLimit?: RoutePlan } | undefined)?.gatehouseRateLimit ?? noPlan
+    let key: string | undefined
     if (plan.credentialRoute || request.headers.authorization !== undefined) {
-      const wait = spent.retryAfter(addressKey(request))
-      if (wait > 0) throw rateLimited(wait)
+      key = addressKey(request)
+      const wait = spent.retryAfter(key)
+      if (wait > 0) {
+        done(rateLimited(wait))
+        return
+      }
     }
-    if (plan.onRequest !== null) enforce(await plan.onRequest()(request), reply)
+    if (plan.onRequest === null) {
+      done()
+      return
+    }
+    if (plan.global) {
+      const current = global.hit(key ?? addressKey(request), globalMax, globalWindowMs)
+      if (typeof current === 'number') {
+        done(enforceGlobal(reply, globalMax, globalMaxText, current, global.ttl))
+      } else {
+        current.then((state) => done(enforceGlobal(reply, globalMax, globalMaxText, state.current, state.ttl)), done)
+      }
+      return
+    }
+    plan.onRequest()(request).then((result) => done(enforce(result, reply)), done)
   })
 
-  fastify.addHook('preHandler', async function gatehouseRateLimitBody (request, reply) {
+  fastify.addHook('preHandler', function gatehouseRateLimitBody (request, reply, done) {
+    if (bodyBudgets === 0) {
+      done()
+      return
+    }
     const plan = (request.routeOptions.config as { gatehouseRateLimit?: RoutePlan } | undefined)?.gatehouseRateLimit
-    if (plan?.preHandler != null) enforce(await plan.preHandler()(request), reply)
+    if (plan?.preHandler == null) {
+      done()
+      return
+    }
+    plan.preHandler()(request).then((result) => done(enforce(result, reply)), done)
   })
 
   // A failed credential of any scheme, whichever hook or handler refused it, is counted against

@@ -50,6 +50,27 @@ export const DEFAULT_PREFIX = 'gatehouse:'
 /** Failed credentials one address may present per window before its credentials are refused unchecked. */
 export const DEFAULT_FAILED_CREDENTIALS: Readonly<ClassLimit> = Object.freeze({ max: 20, timeWindowMs: 5 * MINUTE })
 export const DEFAULT_IPV6_SUBNET = 64
+/** How often the global budget's local counts are reconciled with Redis. */
+export const DEFAULT_GLOBAL_SYNC_INTERVAL_MS = 50
+/** The global budget's slack defaults to this share of its `max` (rounded down), at most DEFAULT_GLOBAL_SLACK_CAP. */
+export const DEFAULT_GLOBAL_SLACK_SHARE = 1 / 20
+export const DEFAULT_GLOBAL_SLACK_CAP = 1000
+
+/** The default slack of a global budget of `max` hits: 5% of it (0, exact, below 20), at most 1000. */
+export function defaultGlobalSlack (max: number): number {
+  return Math.min(DEFAULT_GLOBAL_SLACK_CAP, Math.floor(max * DEFAULT_GLOBAL_SLACK_SHARE))
+}
+
+export interface GlobalSyncOptions {
+  /**
+   * Hits of one key one instance may accept before Redis has confirmed them. N instances can
+   * accept at most `N x slack - 1` hits beyond `classes.default.max` per key and window; 0 makes
+   * every hit one exact round trip. @default 5% of classes.default.max (rounded down), at most 1000
+   */
+  slack: number
+  /** Dirty keys are sent to Redis at least this often (ms). @default 50 */
+  intervalMs: number
+}
 
 export interface LoginThrottleOptions {
   /** Consecutive failures allowed before the back-off starts. @default 5 */
@@ -94,6 +115,11 @@ export interface RateLimitOptions {
    * @default { max: 20, timeWindowMs: 300000 }
    */
   failedCredentials: Readonly<ClassLimit>
+  /**
+   * How the global budget (class `default`) is shared through Redis: counted locally and
+   * reconciled in batches. No effect without Redis.
+   */
+  globalSync: Readonly<GlobalSyncOptions>
   /** Milliseconds since the epoch; injectable so tests need not sleep. @default Date.now */
   clock: () => number
 }
@@ -111,6 +137,7 @@ export interface RateLimitPluginOptions {
   maxEntries?: number
   loginThrottle?: Partial<LoginThrottleOptions>
   failedCredentials?: Partial<ClassLimit>
+  globalSync?: Partial<GlobalSyncOptions>
   clock?: () => number
 }
 
@@ -173,6 +200,10 @@ export function resolveOptions (input: RateLimitPluginOptions = {}): Omit<RateLi
     failedCredentials: Object.freeze({
       max: positiveInteger('failedCredentials.max', input.failedCredentials?.max ?? DEFAULT_FAILED_CREDENTIALS.max),
       timeWindowMs: positiveInteger('failedCredentials.timeWindowMs', input.failedCredentials?.timeWindowMs ?? DEFAULT_FAILED_CREDENTIALS.timeWindowMs)
+    }),
+    globalSync: Object.freeze({
+      slack: check.integer('globalSync.slack', input.globalSync?.slack, defaultGlobalSlack(classes.default.max), { min: 0 }),
+      intervalMs: positiveInteger('globalSync.intervalMs', input.globalSync?.intervalMs ?? DEFAULT_GLOBAL_SYNC_INTERVAL_MS)
     }),
     clock
   })
