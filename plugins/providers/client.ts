@@ -56,6 +56,9 @@ export interface ClientOptions {
   metadataMaxAge?: number
 }
 
+/** Clock skew allowed for an ID token's iat, seconds (the trusted issuers' default tolerance). */
+const IAT_TOLERANCE_SECONDS = 30
+
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
 function* causes (err: unknown): Generator<Record<string, unknown>> {
@@ -224,6 +227,8 @@ export function createProviderClient (options: ClientOptions): ProviderClient {
 
       const claims = tokens.claims()
       if (claims === undefined) throw new ProviderError('invalid', 'code exchange: no ID token')
+      // openid-client checks exp (and nbf) but lets an iat in the future through.
+      if (typeof claims.iat !== 'number' || claims.iat > Date.now() / 1000 + IAT_TOLERANCE_SECONDS) throw new ProviderError('invalid', 'code exchange: the ID token is issued in the future')
       let email = text(claims.email)
       let emailVerified = email !== null && claims.email_verified === true
       let name = text(claims.name)
