@@ -244,16 +244,23 @@ t.test('a login code is single use and lives 60 seconds', async (t) => {
 t.test('discovery outage: 503, then recovery without a restart', async (t) => {
   const op = await startOidcProvider(t)
   op.outage(true)
-  const gh = await buildGatehouse(t, { oidc: op })
-  for (let i = 0; i < 2; i++) {
+  let now = Date.now()
+  const gh = await buildGatehouse(t, { oidc: op, clock: () => now })
+  const discovery = '/.well-known/openid-configuration'
+  for (let i = 0; i < 3; i++) {
     const res = await gh.app.inject({ url: `/auth/providers/acme/authorize?redirect_uri=${encodeURIComponent(gh.redirectUri)}` })
     t.equal(res.statusCode, 503)
     t.equal(res.json().code, 'SERVICE_UNAVAILABLE')
     t.ok(res.headers['retry-after'])
     t.equal(res.headers['set-cookie'], undefined)
   }
+  t.equal(op.server.count(discovery), 1, 'within the back-off the provider is not asked again')
+  now += 6_000
+  t.equal((await gh.app.inject({ url: `/auth/providers/acme/authorize?redirect_uri=${encodeURIComponent(gh.redirectUri)}` })).statusCode, 503)
+  t.equal(op.server.count(discovery), 2, 'after it, it is')
   t.ok((await gh.app.inject({ url: '/auth/providers' })).statusCode === 200, 'the list does not need the provider')
   op.outage(false)
+  now += 6_000
   const landed = await oidcSignIn(gh, op, 'henry')
   t.ok(landed.searchParams.get('code'), 'the provider is usable again')
 
