@@ -31,13 +31,14 @@ import { users } from '../plugins/users/index.ts'
 import { orgs, type OrgsOptions } from '../plugins/orgs/index.ts'
 import { authenticate, type AuthenticateOptions } from '../plugins/authenticate/index.ts'
 import { mfa, type MfaOptions } from '../plugins/mfa/index.ts'
-import { accountsOptionsFromConfig, browserOptionsFromConfig, mailerOptionsFromConfig, mfaOptionsFromConfig, orgsOptionsFromConfig, sessionsOptionsFromConfig, tokensOptionsFromConfig } from './plugin-options.ts'
+import { accountsOptionsFromConfig, browserOptionsFromConfig, mailerOptionsFromConfig, mfaOptionsFromConfig, orgsOptionsFromConfig, providersOptionsFromConfig, sessionsOptionsFromConfig, tokensOptionsFromConfig } from './plugin-options.ts'
 import authRoutes from '../routes/auth/index.ts'
 import orgRoutes from '../routes/orgs/index.ts'
 import adminRoutes from '../routes/admin/index.ts'
 import { browser } from '../plugins/browser/index.ts'
 import { mailer, type MailerOptions } from '../plugins/mailer/index.ts'
 import { accounts } from '../plugins/accounts/index.ts'
+import { providers, type ProvidersOptions } from '../plugins/providers/index.ts'
 
 export interface AppOptions {
   /** gatehouse-tokens overrides (cache sizes, state TTL, key reload interval). */
@@ -66,6 +67,8 @@ export interface AppOptions {
   mailer?: Partial<MailerOptions>
   /** gatehouse-orgs overrides (clock); the invitation lifetime and APP_URL come from the config. */
   orgs?: Partial<OrgsOptions>
+  /** gatehouse-providers overrides (lifetimes, timeout, clock); the providers and redirect URIs come from the config. */
+  providers?: Partial<ProvidersOptions>
 }
 
 export const VERSION = '0.1.0'
@@ -122,6 +125,7 @@ export async function registerGatehouse (app: FastifyInstance, { config, ...opti
   await app.register(mailer, { ...mailerOptionsFromConfig(config), ...options.mailer })
   await app.register(accounts, accountsOptionsFromConfig(config))
   await app.register(orgs, { ...orgsOptionsFromConfig(config), ...options.orgs })
+  await app.register(providers, { ...providersOptionsFromConfig(config), ...options.providers })
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/auth' })

@@ -6,6 +6,7 @@ import { isSigningAlgorithm, SIGNING_ALGORITHMS, DEFAULT_SIGNING_ALGORITHM, type
 import { isLoopbackHost } from '../lib/loopback.ts'
 import { ConfigError } from '../lib/options.ts'
 import { checkWebAuthn, MfaOptionsError } from '../plugins/mfa/options.ts'
+import { redirectUriProblem } from '../plugins/providers/options.ts'
 
 export { ConfigError }
 export type { SigningAlgorithm }
@@ -46,6 +47,10 @@ export interface GatehouseConfig extends AccountsConfig {
   webauthnRpId?: string
   /** WEBAUTHN_ORIGINS. */
   webauthnOrigins: string[]
+  /** Raw entries of LOGIN_PROVIDERS; validated by the providers plugin. */
+  loginProviders: unknown[]
+  /** LOGIN_REDIRECT_URIS: the exact app URLs a provider sign-in may return to. */
+  loginRedirectUris: string[]
 }
 
 /** The account-mail and browser settings (CONTRACT §9, §10). */
@@ -270,6 +275,25 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatehouseConf
     trustedIssuers = parsed
   }
 
+  let loginProviders: unknown[] = []
+  const rawProviders = env.LOGIN_PROVIDERS?.trim()
+  if (rawProviders !== undefined && rawProviders !== '') {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(rawProviders)
+    } catch (err) {
+      throw new ConfigError('LOGIN_PROVIDERS', `is not valid JSON (${(err as Error).message})`)
+    }
+    if (!Array.isArray(parsed)) throw new ConfigError('LOGIN_PROVIDERS', 'must be a JSON array of provider objects')
+    loginProviders = parsed
+  }
+  const loginRedirectUris: string[] = []
+  for (const entry of list(env.LOGIN_REDIRECT_URIS) ?? []) {
+    const problem = redirectUriProblem(entry)
+    if (problem !== null) throw new ConfigError('LOGIN_REDIRECT_URIS', `${JSON.stringify(entry)} ${problem}`)
+    if (!loginRedirectUris.includes(entry)) loginRedirectUris.push(entry)
+  }
+
   const adminEmail = env.ADMIN_EMAIL?.trim() || undefined
   const adminPassword = env.ADMIN_PASSWORD || undefined
   if ((adminEmail === undefined) !== (adminPassword === undefined)) {
@@ -305,6 +329,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatehouseConf
     adminRequireMfa: boolean(env, 'ADMIN_REQUIRE_MFA', false),
     stepUpMaxAge: integer(env, 'STEP_UP_MAX_AGE', 300, 30, 86_400),
     webauthnRpId: webauthn.rpId,
-    webauthnOrigins: webauthn.origins
+    webauthnOrigins: webauthn.origins,
+    loginProviders,
+    loginRedirectUris
   })
 }

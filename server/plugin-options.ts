@@ -8,6 +8,7 @@ import type { BrowserOptions } from '../plugins/browser/index.ts'
 import type { MailerOptions } from '../plugins/mailer/index.ts'
 import type { AccountsOptions } from '../plugins/accounts/index.ts'
 import type { OrgsOptions } from '../plugins/orgs/index.ts'
+import type { ProvidersOptions } from '../plugins/providers/index.ts'
 
 export function tokensOptionsFromConfig (config: Pick<GatehouseConfig, 'issuer' | 'audience' | 'keysDir' | 'signingAlgorithm' | 'accessTokenTtl'>): TokensOptions {
   return {
@@ -61,4 +62,14 @@ export function accountsOptionsFromConfig (config: Pick<GatehouseConfig, 'appUrl
 /** Invitation links point where the other mails' links do (APP_URL). */
 export function orgsOptionsFromConfig (config: Pick<GatehouseConfig, 'appUrl' | 'orgInvitationTtl'>): OrgsOptions {
   return { appUrl: config.appUrl, invitationTtl: config.orgInvitationTtl }
+}
+
+/** The provider registers `<AUTH_ISSUER>/auth/providers/<id>/callback`; stored provider tokens are sealed with the TOTP key. */
+export function providersOptionsFromConfig (config: Pick<GatehouseConfig, 'issuer' | 'keysDir' | 'loginProviders' | 'loginRedirectUris'>): ProvidersOptions {
+  return {
+    providers: config.loginProviders,
+    redirectUris: config.loginRedirectUris,
+    callbackBase: `${config.issuer}/auth/providers`,
+    keysDir: config.keysDir
+  }
 }

@@ -49,7 +49,15 @@ export const AUDIT_EVENTS = Object.freeze({
   EMAIL_CHANGE_REQUESTED: 'email_change_requested',
   EMAIL_CHANGED: 'email_changed',
   PASSWORD_RESET_REQUESTED: 'password_reset_requested',
-  PASSWORD_RESET: 'password_reset'
+  PASSWORD_RESET: 'password_reset',
+  /** A sign-in through an external provider (LOGIN_PROVIDERS); details: { provider }. outcome 'failure', reason: account_exists... */
+  PROVIDER_LOGIN: 'provider_login',
+  /** An external identity linked to an account; details: { provider, via: signup | verified_email | session }. */
+  PROVIDER_LINKED: 'provider_linked',
+  /** A signed-in user started linking a provider; details: { provider }. */
+  PROVIDER_LINK_STARTED: 'provider_link_started',
+  /** An external identity removed from an account; outcome 'failure', reason: last_sign_in_method. */
+  PROVIDER_UNLINKED: 'provider_unlinked'
 })
 
 export type AuditEventType = typeof AUDIT_EVENTS[keyof typeof AUDIT_EVENTS]

@@ -178,6 +178,45 @@ export default async function adminRoutes (fastify: FastifyInstance, options: Ad
     return reply.code(204).send()
   })
 
+  if (fastify.hasDecorator('providers')) {
+    fastify.get<{ Params: { id: string } }>('/users/:id/providers', {
+      schema: {
+        tags: ['admin'],
+        summary: "The external providers linked to an account (never their tokens)",
+        security: bearer,
+        params: userParams,
+        response: {
+          200: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { id: { type: 'string' }, name: { type: 'string' }, email: { type: 'string', nullable: true }, linked_at: dateTime, last_login_at: { ...dateTime, nullable: true } },
+              required: ['id', 'name', 'email', 'linked_at', 'last_login_at'],
+              additionalProperties: false
+            }
+          },
+          ...errors
+        }
+      }
+    }, async (request) => {
+      await existingUser(request.params.id)
+      return (await fastify.providers.identities(request.params.id)).map((p) => ({ id: p.provider, name: p.name, email: p.email, linked_at: p.linkedAt.toISOString(), last_login_at: p.lastLoginAt?.toISOString() ?? null }))
+    })
+
+    fastify.delete<{ Params: { id: string, providerId: string } }>('/users/:id/providers/:providerId', {
+      schema: {
+        tags: ['admin'],
+        summary: "Unlink a provider from an account (CONFLICT when it is the account's last way to sign in)",
+        security: bearer,
+        params: { type: 'object', properties: { id: uuid, providerId: { type: 'string', minLength: 1, maxLength: 32 } }, required: ['id', 'providerId'], additionalProperties: false },
+        response: { 204: { type: 'null', description: 'Unlinked' }, ...errors }
+      }
+    }, async (request, reply) => {
+      await fastify.providers.unlink(request.params.id, request.params.providerId, request, request.user?.id)
+      return reply.code(204).send()
+    })
+  }
+
   if (fastify.hasDecorator('accounts')) await fastify.register(passwordResetRoute)
 
   fastify.get<{ Querystring: { limit?: string, cursor?: string, type?: string, user?: string, org?: string, outcome?: 'success' | 'failure', from?: string, to?: string } }>('/audit', {

@@ -78,6 +78,17 @@ const meSchema = {
             additionalProperties: false
           }
         }
+,
+        providers: {
+          type: 'array',
+          description: 'The external providers linked to the account (sign-in with a provider)',
+          items: {
+            type: 'object',
+            properties: { id: { type: 'string' }, name: { type: 'string' }, email: { type: ['string', 'null'] }, linked_at: { type: 'string', format: 'date-time' } },
+            required: ['id', 'name', 'email', 'linked_at'],
+            additionalProperties: false
+          }
+        }
       },
       required: ['id', 'email', 'name', 'roles', 'email_verified', 'mfa', 'orgs'],
       additionalProperties: false
@@ -216,7 +227,8 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
         roles: principal.roles,
         email_verified: claims.email_verified === true,
         mfa: { totp: false, passkeys: 0 },
-        orgs: []
+        orgs: [],
+        providers: []
       }
     }
     const user = await fastify.store.prisma.user.findUnique({
@@ -235,7 +247,10 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
       mfa: { totp: mfa.totp, passkeys: mfa.passkeys },
       orgs: user.memberships
         .map((m) => ({ id: m.organization.id, name: m.organization.name, role: m.role }))
-        .sort((a, b) => a.name.localeCompare(b.name))
+        .sort((a, b) => a.name.localeCompare(b.name)),
+      providers: fastify.hasDecorator('providers')
+        ? (await fastify.providers.identities(user.id)).map((p) => ({ id: p.provider, name: p.name, email: p.email, linked_at: p.linkedAt.toISOString() }))
+        : []
     }
   })
 

@@ -1,7 +1,7 @@
 // The /auth route group (CONTRACT §3, §9, §10, §11): account routes (register, login, me, password,
 // API keys), session routes (refresh, logout, logout-all, the sessions list), the mail-based flows
 // (verification, email change, password reset), second factors (/auth/mfa/*) and passkeys
-// (/auth/webauthn/*). Register it with `{ prefix: '/auth' }`.
+// (/auth/webauthn/*) and sign-in with external providers (/auth/providers/*). Register it with `{ prefix: '/auth' }`.
 //
 // Two rules hold for the whole group (CONTRACT §14):
 //  - its endpoints take JSON only: a form or text/plain body (what an HTML form on another site can
@@ -15,6 +15,7 @@ import webauthnRoutes from './webauthn.ts'
 import emailRoutes from './email.ts'
 import sessionListRoutes from './sessions-list.ts'
 import { createCookieSession } from './cookie-session.ts'
+import providerRoutes from './providers.ts'
 
 export default async function authRoutes (fastify: FastifyInstance): Promise<void> {
   for (const type of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data']) {
@@ -36,4 +37,5 @@ export default async function authRoutes (fastify: FastifyInstance): Promise<voi
   }
   if (fastify.hasDecorator('accounts')) await fastify.register(emailRoutes)
   await fastify.register(sessionListRoutes)
+  if (fastify.hasDecorator('providers')) await fastify.register(providerRoutes)
 }

@@ -47,7 +47,7 @@ for (const { provider, skip } of await providers()) {
       t.ok(login.json().access_token && login.json().refresh_token)
       const me = await app.inject({ url: '/auth/me', headers: { authorization: `Bearer ${login.json().access_token}` } })
       t.equal(me.statusCode, 200)
-      t.same(me.json(), { id: body.user.id, email: 'alice@example.com', name: 'Alice', roles: ['user'], email_verified: false, mfa: { totp: false, passkeys: 0 }, orgs: [] })
+      t.same(me.json(), { id: body.user.id, email: 'alice@example.com', name: 'Alice', roles: ['user'], email_verified: false, mfa: { totp: false, passkeys: 0 }, orgs: [], providers: [] })
     })
 
     t.test('password policy answers WEAK_PASSWORD, never a validation error', async (t) => {
