@@ -133,7 +133,9 @@ export function createProviderClient (options: ClientOptions): ProviderClient {
       pending = Promise.resolve(oauth2Configuration(entry, timeoutSeconds))
     } else {
       pending = oidc.discovery(new URL(entry.issuer), entry.clientId, { client_secret: entry.clientSecret, token_endpoint_auth_method: entry.tokenEndpointAuthMethod }, clientAuth(entry), {
-        execute: entry.insecureLoopback ? [oidc.allowInsecureRequests] : [],
+        // The ID token's signature is checked against the provider's JWKS even though it came
+        // straight from the token endpoint (openid-client skips that by default).
+        execute: entry.insecureLoopback ? [oidc.allowInsecureRequests, oidc.enableNonRepudiationChecks] : [oidc.enableNonRepudiationChecks],
         timeout: timeoutSeconds
       }).then((config) => {
         config.timeout = timeoutSeconds

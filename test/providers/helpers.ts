@@ -26,8 +26,9 @@ export interface LoopbackOidc {
   users: Map<string, OidcClaims>
   allowRedirect: (uri: string) => void
   outage: (down: boolean) => void
-  rewriteTokenResponse: ((body: Record<string, unknown>) => Record<string, unknown>) | null
+  rewriteTokenResponse: ((body: Record<string, unknown>) => Record<string, unknown> | Promise<Record<string, unknown>>) | null
   tokenRequests: () => number
+  lastClientAuth: () => 'client_secret_basic' | 'client_secret_post' | null
 }
 
 export interface OidcOptions {
@@ -55,6 +56,7 @@ export async function startOidcProvider (t: TestContext, options: OidcOptions = 
   const redirects = new Set<string>()
   let down = false
   let tokenRequests = 0
+  let lastAuth: 'client_secret_basic' | 'client_secret_post' | null = null
   const make = (): (req: IncomingMessage, res: ServerResponse) => void => {
     const provider = new Provider(issuer, {
       clients: [{
@@ -103,7 +105,8 @@ export async function startOidcProvider (t: TestContext, options: OidcOptions = 
       callback = make()
     },
     outage (value) { down = value },
-    tokenRequests: () => tokenRequests
+    tokenRequests: () => tokenRequests,
+    lastClientAuth: () => lastAuth
   }
   server.handle((req, res) => {
     if (down) {
@@ -114,6 +117,7 @@ export async function startOidcProvider (t: TestContext, options: OidcOptions = 
     const path = (req.url ?? '/').split('?')[0]
     if (path === '/token') {
       tokenRequests++
+      lastAuth = req.headers.authorization?.startsWith('Basic ') === true ? 'client_secret_basic' : 'client_secret_post'
       const rewrite = op.rewriteTokenResponse
       if (rewrite !== null) {
         const chunks: Buffer[] = []
@@ -122,13 +126,14 @@ export async function startOidcProvider (t: TestContext, options: OidcOptions = 
         res.write = ((chunk: unknown) => { if (chunk !== undefined && chunk !== null) chunks.push(Buffer.from(chunk as string)); return true }) as typeof res.write
         res.end = ((chunk?: unknown) => {
           if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') chunks.push(Buffer.from(chunk as string))
-          let body = Buffer.concat(chunks).toString('utf8')
-          if (res.statusCode === 200) {
-            body = JSON.stringify(rewrite(JSON.parse(body) as Record<string, unknown>))
-            res.setHeader('content-length', Buffer.byteLength(body))
-          }
-          write(body)
-          return end()
+          const original = Buffer.concat(chunks).toString('utf8')
+          const rewritten = res.statusCode === 200 ? Promise.resolve(rewrite(JSON.parse(original) as Record<string, unknown>)).then((b) => JSON.stringify(b)) : Promise.resolve(original)
+          rewritten.then((body) => {
+            if (!res.headersSent) res.setHeader('content-length', Buffer.byteLength(body))
+            write(body)
+            end()
+          }, () => { res.destroy() })
+          return res
         }) as typeof res.end
       }
     }
