@@ -4,7 +4,8 @@
 // login code and the app's page exchanges it (cookie session, CORS) and shows the signed-in user.
 // The flow is bound to the browser that started it: the same callback URL opened in another
 // browser (a login CSRF victim, or someone who copied the URL) signs no one in, before and after
-// the real browser has used it.
+// the real browser has used it; and the app page, as docs/providers.md shows it, exchanges only a
+// code of a sign-in its own tab started.
 import t from 'tap'
 import { existsSync } from 'node:fs'
 import { createServer, request, type Server } from 'node:http'
@@ -61,6 +62,8 @@ const HOME = (api: string, redirectUri: string) => `<!doctype html>
     link.id = 'sign-in-' + provider.id
     link.textContent = 'Sign in with ' + provider.name
     link.href = api + '/auth/providers/' + encodeURIComponent(provider.id) + '/authorize?redirect_uri=' + encodeURIComponent(redirectUri)
+    // docs/providers.md: the redirect page exchanges only a code of a sign-in this tab started.
+    link.addEventListener('click', () => sessionStorage.setItem('gatehouse-sign-in', provider.id))
     const item = document.createElement('li')
     item.append(link)
     document.getElementById('providers').append(item)
@@ -88,8 +91,11 @@ const CALLBACK = (api: string) => `<!doctype html>
   }
   window.accessToken = () => accessToken
   window.me = async () => (await fetch(api + '/auth/me', { headers: { authorization: 'Bearer ' + accessToken } })).json()
+  const started = sessionStorage.getItem('gatehouse-sign-in')
+  sessionStorage.removeItem('gatehouse-sign-in')
   try {
     if (params.has('error')) throw new Error(params.get('error'))
+    if (started === null) throw new Error('not_started')
     const res = await fetch(api + '/auth/providers/exchange', {
       method: 'POST',
       credentials: 'include',
@@ -258,6 +264,12 @@ t.test('a web app signs in with an OpenID provider in headless Chromium; the cal
   t.equal((await second?.json() as { code?: string })?.code, 'INVALID_PROVIDER_STATE')
   await again.close()
   t.equal(appHits.filter((hit) => hit.startsWith('/auth/callback')).length, 1, 'no replay reached the app')
+  // The app's own check: its redirect page, given a code by a link, exchanges only after a sign-in this tab started.
+  const lured = await other.newPage()
+  await lured.goto(`${redirectUri}?code=${encodeURIComponent(arrived.get('code') ?? '')}`)
+  await lured.waitForSelector('body[data-state]', { state: 'attached', ...WAIT })
+  t.equal(await lured.textContent('#status'), 'Sign-in failed: not_started', 'the app page refuses a code it did not ask for')
+  await lured.close()
   t.same((await other.cookies()).filter((c) => c.domain === 'localhost').map((c) => c.name), [], 'the other browser holds no cookie of the auth server: no session')
 
   // In the database: one user, one identity, one login code (used), one session.
