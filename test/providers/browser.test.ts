@@ -5,12 +5,14 @@
 // The flow is bound to the browser that started it: the same callback URL opened in another
 // browser (a login CSRF victim, or someone who copied the URL) signs no one in, before and after
 // the real browser has used it; and the app page, as docs/providers.md shows it, exchanges only a
-// code of a sign-in its own tab started.
+// code of a sign-in its own tab started. Then the GitHub-shaped OAuth 2.0 provider's authorize page,
+// in fresh browsers: a verified primary address links to the existing verified account, an
+// unverified one ends with ACCOUNT_EXISTS.
 import t from 'tap'
 import { existsSync } from 'node:fs'
 import { createServer, request, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { buildGatehouse, OIDC_PROVIDER_ID, startOidcProvider } from './helpers.ts'
+import { buildGatehouse, GITHUB_PROVIDER_ID, OIDC_PROVIDER_ID, startGithubProvider, startOidcProvider } from './helpers.ts'
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p))
 const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -119,7 +121,7 @@ function claimsOf (token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8')) as Record<string, unknown>
 }
 
-t.test('a web app signs in with an OpenID provider in headless Chromium; the callback works only in the browser that started it', {
+t.test('a web app signs in with an OpenID provider and a GitHub-shaped one in headless Chromium; the callback works only in the browser that started it', {
   skip: CHROMIUM === undefined ? 'no Chromium at /usr/bin/chromium (apt-get install chromium; .ci/run does this)' : false,
   timeout: 240_000
 }, async (t) => {
@@ -147,7 +149,9 @@ t.test('a web app signs in with an OpenID provider in headless Chromium; the cal
   // Gatehouse, listening at its AUTH_ISSUER (the callback URL registered at the provider is derived from it).
   const front = await frontDoor(t)
   api = front.origin
-  const gatehouse = await buildGatehouse(t, { oidc: op, redirectUris: [redirectUri], env: { AUTH_ISSUER: api, CORS_ORIGINS: appOrigin } })
+  // And a GitHub-shaped OAuth 2.0 provider with its own authorize page.
+  const github = await startGithubProvider(t)
+  const gatehouse = await buildGatehouse(t, { oidc: op, github, redirectUris: [redirectUri], env: { AUTH_ISSUER: api, CORS_ORIGINS: appOrigin } })
   front.target(Number(new URL(await gatehouse.app.listen({ port: 0, host: '127.0.0.1' })).port))
   const callbackUrl = gatehouse.callbackUrl(OIDC_PROVIDER_ID)
   t.equal(callbackUrl, `${api}/auth/providers/${OIDC_PROVIDER_ID}/callback`)
@@ -285,6 +289,39 @@ t.test('a web app signs in with an OpenID provider in headless Chromium; the cal
   const access = claimsOf(await page.evaluate(() => (window as any).accessToken()) as string)
   t.equal(access.sub, user.id, 'the access token is for that user')
   t.same(access.amr, ['fed'], 'and says it came from a federated sign-in')
+
+  // Plain OAuth 2.0 (GitHub-shaped) in a fresh browser: its verified primary address is Ada's, and
+  // her account's address is verified, so the identity is linked to her account automatically.
+  github.users.set('ada-gh', { id: 4242, login: 'ada-gh', name: 'Ada', emails: [{ email, primary: true, verified: true }] })
+  // Someone else at that provider with the same address, unverified there: never linked.
+  github.users.set('mallory', { id: 6666, login: 'mallory', name: null, emails: [{ email, primary: true, verified: false }] })
+  const viaGithub = async (login: string): Promise<{ status: string, me: { email: string, providers: Array<{ id: string }> } | null }> => {
+    const fresh = await browser.newContext()
+    await loopbackOnly(fresh)
+    const tab = await fresh.newPage()
+    tab.on('pageerror', (err) => errors.push(err.message))
+    await tab.goto(`${appOrigin}/`)
+    await tab.waitForSelector('body[data-ready="yes"]', { state: 'attached', ...WAIT })
+    t.equal(await tab.locator(`#sign-in-${GITHUB_PROVIDER_ID}`).textContent(), 'Sign in with GitHub')
+    await tab.click(`#sign-in-${GITHUB_PROVIDER_ID}`)
+    await tab.waitForSelector('#login', WAIT)
+    t.equal(new URL(tab.url()).origin, github.url, `${login}: the authorize page is the provider's`)
+    t.equal(new URL(tab.url()).searchParams.get('code_challenge_method'), 'S256', `${login}: PKCE S256 with plain OAuth 2.0 too`)
+    await tab.fill('#login', login)
+    await tab.click('#allow')
+    await tab.waitForSelector('body[data-state]', { state: 'attached', ...WAIT })
+    const status = await tab.textContent('#status') ?? ''
+    const me = await tab.getAttribute('body', 'data-state') === 'signed-in' ? await tab.evaluate(() => (window as any).me()) : null
+    await fresh.close()
+    return { status, me }
+  }
+  const linked = await viaGithub('ada-gh')
+  t.equal(linked.status, `Signed in as ${email}`, 'signed in with GitHub')
+  t.same(linked.me?.providers.map((p) => p.id), [OIDC_PROVIDER_ID, GITHUB_PROVIDER_ID], 'into the same account, which now lists both providers')
+  const refused = await viaGithub('mallory')
+  t.equal(refused.status, 'Sign-in failed: ACCOUNT_EXISTS', 'an unverified provider address is not linked to the account: ACCOUNT_EXISTS')
+  t.equal(await prisma.providerIdentity.count({ where: { userId: user.id } }), 2, 'the account still has its two identities')
+  t.equal(await prisma.user.count({ where: { email } }), 1, 'and no second account was made')
 
   t.same(errors, [], 'no script errors on the pages')
 })
