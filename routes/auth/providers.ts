@@ -48,7 +48,7 @@ const listSchema = {
 const authorizeSchema = {
   tags: ['auth'],
   summary: 'Start signing in with a provider: 302 to the provider',
-  description: 'Open in the browser (a top-level navigation). Answers 302 to the provider\'s authorization endpoint with `state`, `nonce` (OIDC) and a PKCE S256 challenge, and sets a short-lived HttpOnly SameSite=Lax cookie that binds the flow to this browser: the callback signs in only the browser that started it. `redirect_uri` must be one of LOGIN_REDIRECT_URIS exactly (INVALID_REDIRECT_URI). `link` is the ticket of an `authorize_url` from POST /auth/providers/:id/link (then `redirect_uri` is the one given there). A provider that cannot be reached (discovery) answers 503.',
+  description: 'Open in the browser (a top-level navigation). Answers 302 to the provider\'s authorization endpoint with `state`, `nonce` (OIDC) and a PKCE S256 challenge, and sets a short-lived HttpOnly SameSite=Lax cookie that binds the flow to this browser: the callback signs in only the browser that started it (one flow per browser at a time: a newer one replaces the cookie). `redirect_uri` must be one of LOGIN_REDIRECT_URIS exactly (INVALID_REDIRECT_URI). `link` is the ticket of an `authorize_url` from POST /auth/providers/:id/link (then `redirect_uri` is the one given there). A provider that cannot be reached (discovery) answers 503.',
   security: [],
   params: idParams,
   querystring: {

@@ -13,6 +13,7 @@ import { rateLimit, type RateLimitPluginOptions } from 'gatehouse/rate-limit'
 import { audit, type Audit } from 'gatehouse/audit'
 import { users, type Users, type UsersOptions } from 'gatehouse/users'
 import { orgs, type Orgs } from 'gatehouse/orgs'
+import { providers, type Providers, type ProvidersOptions } from 'gatehouse/providers'
 import { gatehouseServer, type GatehouseServerOptions } from 'gatehouse/server'
 import { createClient, type GatehouseClient } from 'gatehouse/client'
 import * as root from 'gatehouse'
@@ -27,6 +28,7 @@ import rateLimitDefault from 'gatehouse/rate-limit'
 import auditDefault from 'gatehouse/audit'
 import usersDefault from 'gatehouse/users'
 import orgsDefault from 'gatehouse/orgs'
+import providersDefault from 'gatehouse/providers'
 import serverDefault from 'gatehouse/server'
 import clientDefault from 'gatehouse/client'
 
@@ -43,6 +45,8 @@ describe('decorators', () => {
     expect(app.store).type.toBe<Store>()
     expect(app.credentials).type.toBe<Credentials>()
     expect(app.tokens).type.toBe<Tokens>()
+    expect(app.providers).type.toBe<Providers>()
+    expect<ProvidersOptions['callbackBase']>().type.toBe<string>()
     expect(app.sessions).type.toBe<SessionService>()
     expect(app.audit).type.toBe<Audit>()
     expect(app.users).type.toBe<Users>()
@@ -119,6 +123,7 @@ describe('the root and the other subpaths', () => {
     expect(root.gatehouseServer).type.toBe(gatehouseServer)
     expect(root.users).type.toBe(users)
     expect(root.orgs).type.toBe(orgs)
+    expect(root.providers).type.toBe(providers)
   })
 
   test('each subpath exports its plugin as default too', () => {
@@ -133,6 +138,7 @@ describe('the root and the other subpaths', () => {
     expect(auditDefault).type.toBe(audit)
     expect(usersDefault).type.toBe(users)
     expect(orgsDefault).type.toBe(orgs)
+    expect(providersDefault).type.toBe(providers)
     expect(serverDefault).type.toBe(gatehouseServer)
     expect(clientDefault).type.toBe(createClient)
   })
