@@ -4,8 +4,8 @@
 // the ID token has no email; for plain OAuth 2.0 the user endpoint and the emails endpoint).
 //
 // The provider metadata (OIDC discovery) is fetched on first use and kept for an hour; a
-// failure is not kept, so the next request tries again (a provider outage answers 503 and
-// recovers by itself).
+// failure is not kept: for 5 s the answer is 503 without asking again, then the next request
+// tries again (a provider outage answers 503 and recovers by itself).
 import * as oidc from 'openid-client'
 import type { OAuth2ProviderEntry, ProviderEntry } from './options.ts'
 
@@ -55,6 +55,11 @@ export interface ClientOptions {
   /** Seconds successful discovery metadata is kept. @default 3600 */
   metadataMaxAge?: number
 }
+
+/** Clock skew allowed for an ID token's iat, seconds (the trusted issuers' default tolerance). */
+const IAT_TOLERANCE_SECONDS = 30
+/** After a failed discovery, the provider is not asked again for this long (ms). */
+const FAILURE_BACKOFF_MS = 5_000
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
@@ -120,6 +125,7 @@ export function createProviderClient (options: ClientOptions): ProviderClient {
   const timeoutSeconds = Math.max(1, Math.ceil(options.timeoutMs / 1000))
   const maxAgeMs = (options.metadataMaxAge ?? 3600) * 1000
   const configs = new Map<string, { config: Promise<oidc.Configuration>, at: number }>()
+  const failures = new Map<string, number>()
 
   function callbackUrl (entry: ProviderEntry): string {
     return `${options.callbackBase}/${entry.id}/callback`
@@ -128,6 +134,9 @@ export function createProviderClient (options: ClientOptions): ProviderClient {
   async function configuration (entry: ProviderEntry): Promise<oidc.Configuration> {
     const cached = configs.get(entry.id)
     if (cached !== undefined && options.clock() - cached.at < maxAgeMs) return await cached.config
+    // Shortly after a failed discovery the answer is the same 503, without asking the provider again.
+    const failed = failures.get(entry.id)
+    if (failed !== undefined && options.clock() - failed < FAILURE_BACKOFF_MS) throw new ProviderError('unavailable', `discovery of ${entry.issuer} failed less than ${FAILURE_BACKOFF_MS / 1000} s ago`)
     let pending: Promise<oidc.Configuration>
     if (entry.type === 'oauth2') {
       pending = Promise.resolve(oauth2Configuration(entry, timeoutSeconds))
@@ -147,8 +156,9 @@ export function createProviderClient (options: ClientOptions): ProviderClient {
     try {
       return await pending
     } catch (err) {
-      // Not kept: the next request tries again.
+      // Not kept: a request after the back-off tries again.
       if (configs.get(entry.id) === slot) configs.delete(entry.id)
+      failures.set(entry.id, options.clock())
       throw new ProviderError('unavailable', `discovery of ${entry.issuer}: ${(err as Error).message}`, { cause: err })
     }
   }
@@ -224,6 +234,8 @@ export function createProviderClient (options: ClientOptions): ProviderClient {
 
       const claims = tokens.claims()
       if (claims === undefined) throw new ProviderError('invalid', 'code exchange: no ID token')
+      // openid-client checks exp (and nbf) but lets an iat in the future through.
+      if (typeof claims.iat !== 'number' || claims.iat > Date.now() / 1000 + IAT_TOLERANCE_SECONDS) throw new ProviderError('invalid', 'code exchange: the ID token is issued in the future')
       let email = text(claims.email)
       let emailVerified = email !== null && claims.email_verified === true
       let name = text(claims.name)

@@ -244,16 +244,23 @@ t.test('a login code is single use and lives 60 seconds', async (t) => {
 t.test('discovery outage: 503, then recovery without a restart', async (t) => {
   const op = await startOidcProvider(t)
   op.outage(true)
-  const gh = await buildGatehouse(t, { oidc: op })
-  for (let i = 0; i < 2; i++) {
+  let now = Date.now()
+  const gh = await buildGatehouse(t, { oidc: op, clock: () => now })
+  const discovery = '/.well-known/openid-configuration'
+  for (let i = 0; i < 3; i++) {
     const res = await gh.app.inject({ url: `/auth/providers/acme/authorize?redirect_uri=${encodeURIComponent(gh.redirectUri)}` })
     t.equal(res.statusCode, 503)
     t.equal(res.json().code, 'SERVICE_UNAVAILABLE')
     t.ok(res.headers['retry-after'])
     t.equal(res.headers['set-cookie'], undefined)
   }
+  t.equal(op.server.count(discovery), 1, 'within the back-off the provider is not asked again')
+  now += 6_000
+  t.equal((await gh.app.inject({ url: `/auth/providers/acme/authorize?redirect_uri=${encodeURIComponent(gh.redirectUri)}` })).statusCode, 503)
+  t.equal(op.server.count(discovery), 2, 'after it, it is')
   t.ok((await gh.app.inject({ url: '/auth/providers' })).statusCode === 200, 'the list does not need the provider')
   op.outage(false)
+  now += 6_000
   const landed = await oidcSignIn(gh, op, 'henry')
   t.ok(landed.searchParams.get('code'), 'the provider is usable again')
 
@@ -286,4 +293,35 @@ t.test('nothing secret reaches the log', async (t) => {
   for (const secret of [url.searchParams.get('code')!, url.searchParams.get('state')!, flow.cookie.split('=')[1], code, body.access_token, op.clientSecret]) {
     t.notOk(logs.includes(secret), 'a secret in the log')
   }
+})
+
+t.test('an ID token signed with the provider\'s own key but a wrong claim is refused', async (t) => {
+  const key = await providerKeys('RS256', 'op-own')
+  const op = await startOidcProvider(t, { keys: [key] })
+  const gh = await buildGatehouse(t, { oidc: op })
+  const privateKey = await importJWK(key, 'RS256')
+  const now = Math.floor(Date.now() / 1000)
+  const cases: Array<[string, (claims: Record<string, unknown>) => Record<string, unknown>]> = [
+    ['control: re-signed unchanged', (c) => c],
+    ['another issuer', (c) => ({ ...c, iss: 'https://idp.evil.test' })],
+    ['another audience', (c) => ({ ...c, aud: 'another-client' })],
+    ['expired', (c) => ({ ...c, iat: now - 7200, exp: now - 3600 })],
+    ['issued in the future', (c) => ({ ...c, iat: now + 3600, exp: now + 7200 })],
+    ['another nonce', (c) => ({ ...c, nonce: 'not-the-nonce-of-this-flow' })],
+    ['no nonce', (c) => { const { nonce: _n, ...rest } = c; return rest }]
+  ]
+  for (const [name, change] of cases) {
+    op.rewriteTokenResponse = async (body) => {
+      const claims = JSON.parse(Buffer.from(String(body.id_token).split('.')[1], 'base64url').toString('utf8')) as Record<string, unknown>
+      return { ...body, id_token: await new SignJWT(change(claims)).setProtectedHeader({ alg: 'RS256', kid: key.kid! }).sign(privateKey) }
+    }
+    const flow = await start(gh, 'acme')
+    const landed = returned(await callback(gh, await loginAtOidc(op, flow.location, 'kim'), flow.cookie))
+    if (name.startsWith('control')) {
+      t.ok(landed.searchParams.get('code'), 'a correctly signed, unchanged token is accepted: the key is the provider\'s')
+    } else {
+      t.equal(landed.searchParams.get('error'), 'invalid_response', name)
+    }
+  }
+  op.rewriteTokenResponse = null
 })
