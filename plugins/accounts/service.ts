@@ -3,7 +3,8 @@
 //  - tokens are single use: the one request whose conditional update claims the row wins;
 //  - a new token of a purpose revokes the user's older ones of that purpose;
 //  - each token is bound to the account state it was issued for (email-token.ts);
-//  - a password reset ends every session, access token and API key of the user;
+//  - a password reset ends every session, access token and API key of the user, and removes the
+//    provider identities whose provider never asserted the address as verified;
 //  - a forgotten-password request does its lookup and mail after the answer, for every address.
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { gatehouseError, isGatehouseError, type GatehouseError } from '../../lib/errors.ts'
@@ -278,7 +279,12 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
       const keys = await tx.apiKey.findMany({ where: { userId: user.id, revokedAt: null }, select: { id: true } })
       await tx.apiKey.updateMany({ where: { userId: user.id, revokedAt: null }, data: { revokedAt: now } })
       await tx.emailToken.updateMany({ where: { userId: user.id, usedAt: null, revokedAt: null }, data: { revokedAt: now } })
-      return { sids: families.map((f) => f.id), apiKeys: keys.map((k) => k.id) }
+      // The mailbox's owner takes the account over: a provider identity that never proved this
+      // address (its provider did not assert it verified) goes, so whoever signed up through it
+      // before the owner keeps no way in.
+      const unproved = await tx.providerIdentity.findMany({ where: { userId: user.id, emailVerified: false }, select: { id: true, providerId: true } })
+      if (unproved.length > 0) await tx.providerIdentity.deleteMany({ where: { id: { in: unproved.map((i) => i.id) } } })
+      return { sids: families.map((f) => f.id), apiKeys: keys.map((k) => k.id), providers: unproved.map((i) => i.providerId) }
     }, TX)
     if (result === 'lost' || result === 'stale') {
       record({ type: AUDIT_EVENTS.PASSWORD_RESET, outcome: 'failure', reason: result === 'lost' ? 'used' : 'account_changed', subjectId: user.id, request })
@@ -289,6 +295,9 @@ export function createAccounts (options: ResolvedAccountsOptions, deps: Accounts
     await tokens.userChanged(user.id)
     await credentials.forgetUser(user.id)
     for (const id of result.apiKeys) await credentials.revokeApiKey(user.id, id, request)
+    for (const provider of result.providers) {
+      record({ type: AUDIT_EVENTS.PROVIDER_UNLINKED, outcome: 'success', reason: 'password_reset', actorId: user.id, subjectId: user.id, details: { provider }, request })
+    }
     mailer.send('passwordChanged', user.email)
     record({ type: AUDIT_EVENTS.PASSWORD_RESET, outcome: 'success', actorId: user.id, subjectId: user.id, details: { sessionCount: result.sids.length, apiKeyCount: result.apiKeys.length }, request })
     return { userId: user.id }

@@ -131,6 +131,22 @@ t.test('a signed-in user links a provider explicitly; the identity then signs in
   t.same((await me(s.gh, other.token)).providers, [])
 })
 
+t.test('non-verifying provider: a password reset through the mailbox removes the identity that never proved the address', async (t) => {
+  const s = await setup(t)
+  s.op.users.set('squatter', { email: 'owner@example.test', email_verified: false })
+  const squatter = await loginBody(s.gh, await oidcSignIn(s.gh, s.op, 'squatter'))
+  t.match((await me(s.gh, squatter.access_token)).providers, [{ id: 'acme' }], 'the unverified sign-up holds the identity')
+
+  const forgot = await s.gh.app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email: 'owner@example.test' } })
+  t.equal(forgot.statusCode, 202)
+  const mail = await s.smtp.next((m) => m.to.includes('owner@example.test') && /reset-password/.test(m.text))
+  const reset = await s.gh.app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token: linkToken(mail, 'reset-password'), new_password: 'the mailbox owner takes the account back' } })
+  t.equal(reset.statusCode, 204)
+  t.equal(await s.gh.app.store.prisma.providerIdentity.count({ where: { userId: squatter.user.id } }), 0, 'the unproved identity is gone')
+  t.equal((await oidcSignIn(s.gh, s.op, 'squatter')).searchParams.get('error'), 'ACCOUNT_EXISTS', 'the squatter\'s provider account no longer signs in')
+  t.ok((await auditTypes(s.gh, squatter.user.id)).includes('provider_unlinked:success:password_reset'), 'the removal is audited')
+})
+
 t.test('unlink: allowed while another way in remains; a passwordless account adds a password by reset first', async (t) => {
   const s = await setup(t)
   const withPassword = await register(s.gh, 'fay@example.test')
