@@ -215,22 +215,41 @@ export default async function providerRoutes (fastify: FastifyInstance): Promise
       return fail(err.kind === 'unavailable' ? 'temporarily_unavailable' : 'invalid_response', err.kind === 'unavailable' ? 'provider_unavailable' : 'invalid_response')
     }
 
+    let signedIn: User | null = null
     try {
       if (linkUserId !== null) {
         await providers.link(entry, profile, linkUserId, request)
         return backTo(reply, taken.redirectUri, { linked: entry.id })
       }
-      const user = await providers.signIn(entry, profile, request)
+      const user = signedIn = await providers.signIn(entry, profile, request)
       if (fastify.hasDecorator('accounts')) fastify.accounts.assertMaySignIn(user, request, { method: 'provider', provider: entry.id })
       const code = await providers.issueLoginCode(user.id, entry)
       return backTo(reply, taken.redirectUri, { code })
     } catch (err) {
       if (err instanceof SignInRefused) return backTo(reply, taken.redirectUri, { error: err.code })
       const code = (err as { code?: unknown }).code
-      if (code === 'EMAIL_NOT_VERIFIED') return backTo(reply, taken.redirectUri, { error: code })
+      if (code === 'EMAIL_NOT_VERIFIED') {
+        if (signedIn !== null) await mailVerification(signedIn.id, request)
+        return backTo(reply, taken.redirectUri, { error: code })
+      }
       throw err
     }
   })
+
+  // An account the provider did not verify the address of cannot sign in under
+  // REQUIRE_VERIFIED_EMAIL, and cannot ask for a link while signed out: the refused sign-in
+  // mails one, within the per-account mail budget (a spent budget mails nothing more).
+  async function mailVerification (userId: string, request: FastifyRequest): Promise<void> {
+    if (!fastify.hasDecorator('accounts')) return
+    try {
+      if (fastify.hasDecorator('limitByKey')) await fastify.limitByKey('mail_target', `account:${userId}`, request)
+    } catch (err) {
+      // A spent budget or an unreachable limiter store: no mail, the redirect still says why.
+      if ((err as { code?: unknown }).code !== 'RATE_LIMITED') request.log.warn({ err }, 'providers: verification mail skipped')
+      return
+    }
+    fastify.accounts.sendVerification(userId, 'resend', request)
+  }
 
   fastify.post('/providers/exchange', { schema: exchangeSchema, config: { rateLimitClass: 'login' } }, async (request, reply) => {
     const { code } = request.body as { code: string }
