@@ -2,12 +2,13 @@
 // change and API keys. Passwords are checked by fastify.credentials, tokens come from
 // fastify.sessions. The password fields carry no length rules in their schemas: the policy
 // answers WEAK_PASSWORD (CONTRACT §4), never a validation error.
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
 import { loginErrorSchema, loginResponse, publicUser, secondFactorChallenge, sendMfaRequired, tokenWithUserSchema, userSchema } from './login-response.ts'
 import { tokenResponseSchema } from '../../plugins/sessions/index.ts'
 import { sessionModeField } from './cookie-session.ts'
 import { requireStepUp, stepUp, stepUpProperties, type StepUpBody } from './step-up.ts'
+import { ownBearerUser } from './caller.ts'
 
 const errorResponse = { $ref: 'GatehouseError#' }
 
@@ -182,16 +183,6 @@ const revokeKeySchema = {
   },
   response: { 204: { type: 'null', description: 'Revoked' }, 400: errorResponse, 401: errorResponse, 403: errorResponse, 404: errorResponse, 503: errorResponse }
 } as const
-
-/** The caller as one of our own users holding an access token of this server. */
-function ownBearerUser (request: FastifyRequest): { id: string, sid?: string } {
-  const user = request.user
-  if (user === null || user === undefined) throw missingAuthorization()
-  if (user.external || user.clientId !== undefined || user.scheme !== 'bearer') {
-    throw gatehouseError('FORBIDDEN', 'This requires an access token of one of this server\'s users')
-  }
-  return { id: user.id, sid: user.sid }
-}
 
 export default async function accountRoutes (fastify: FastifyInstance): Promise<void> {
   fastify.post('/register', { schema: registerSchema, config: { rateLimitClass: 'register' } }, async (request, reply) => {

@@ -2,12 +2,12 @@
 // change, forgotten password and reset. The work is fastify.accounts'; each route adds its rate
 // limits: per client address (the `mail` and `login` classes) and per recipient or account
 // (`mail_target`, through fastify.limitByKey).
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import createError from '@fastify/error'
-import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
 import { isPlausibleEmail } from '../../plugins/credentials/index.ts'
 import { addressKey, emailField, tokenField } from '../mail-fields.ts'
 import { stepUp, stepUpProperties, type StepUpBody } from './step-up.ts'
+import { ownBearerUser } from './caller.ts'
 
 const ValidationError = createError('FST_ERR_VALIDATION', '%s', 400)
 
@@ -72,16 +72,6 @@ const resetSchema = {
   },
   response: { 204: { type: 'null', description: 'Password changed' }, 400: errorResponse, 415: errorResponse, 429: errorResponse, 503: errorResponse }
 } as const
-
-/** The caller as one of our own users holding an access token of this server. */
-function ownBearerUser (request: FastifyRequest): { id: string } {
-  const user = request.user
-  if (user === null || user === undefined) throw missingAuthorization()
-  if (user.external || user.clientId !== undefined || user.scheme !== 'bearer') {
-    throw gatehouseError('FORBIDDEN', 'This requires an access token of one of this server\'s users')
-  }
-  return { id: user.id }
-}
 
 export default async function emailRoutes (fastify: FastifyInstance): Promise<void> {
   const accounts = fastify.accounts

@@ -9,13 +9,14 @@
 // No token of any kind ever travels in a URL: the callback hands the app a one-time login code
 // (60 s, single use, stored hashed) that it exchanges with a POST.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { gatehouseError, missingAuthorization } from '../../lib/errors.ts'
+import { gatehouseError } from '../../lib/errors.ts'
 import type { ProviderEntry } from '../../plugins/providers/index.ts'
 import { AUDIT_EVENTS } from '../../plugins/audit/index.ts'
 import { ProviderError, SignInRefused } from '../../plugins/providers/index.ts'
 import type { User } from '../../plugins/store/index.ts'
 import { loginErrorSchema, loginResponse, secondFactorChallenge, sendMfaRequired, tokenWithUserSchema } from './login-response.ts'
 import { sessionModeField } from './cookie-session.ts'
+import { ownBearerUser } from './caller.ts'
 
 export const FLOW_COOKIE = 'gatehouse_provider_flow'
 /** RFC 8176 has no value for a federated sign-in: `fed` names it, and counts as no factor of ours. */
@@ -118,16 +119,6 @@ const unlinkSchema = {
   params: idParams,
   response: { 204: { type: 'null', description: 'Unlinked' }, 401: errorResponse, 403: errorResponse, 404: errorResponse, 409: errorResponse, 503: errorResponse }
 } as const
-
-/** The caller as one of our own users holding an access token of this server. */
-function ownBearerUser (request: FastifyRequest): { id: string } {
-  const user = request.user
-  if (user === null || user === undefined) throw missingAuthorization()
-  if (user.external || user.clientId !== undefined || user.scheme !== 'bearer') {
-    throw gatehouseError('FORBIDDEN', 'This requires an access token of one of this server\'s users')
-  }
-  return { id: user.id }
-}
 
 function backTo (reply: FastifyReply, redirectUri: string, params: Record<string, string>): FastifyReply {
   const url = new URL(redirectUri)
