@@ -8,7 +8,10 @@ import { buildApp } from '../../server/app.ts'
 import { testConfig, captureLogs } from '../helpers/build.ts'
 import { cli } from './helpers.ts'
 
-t.test('gatehouse CLI', { timeout: 180_000 }, async (t) => {
+// About 60 child processes, each starting Node with tsx: minutes on a busy 2-core machine.
+t.setTimeout(10 * 60_000)
+
+t.test('gatehouse CLI', { timeout: 9 * 60_000 }, async (t) => {
   const db = await createTestDatabase('sqlite', { migrate: false })
   const keysDir = mkdtempSync(join(tmpdir(), 'gatehouse-cli-keys-'))
   t.teardown(async () => { await db.drop(); rmSync(keysDir, { recursive: true, force: true }) })
