@@ -10,6 +10,9 @@ import { randomBytes } from 'node:crypto'
 import { PASSWORD, listening, client, forgedJwt } from './limiter-helpers.ts'
 import { providers } from '../helpers/databases.ts'
 
+// Hundreds of requests on each database through real servers: minutes on a busy 2-core machine.
+t.setTimeout(10 * 60_000)
+
 for (const { provider, skip } of await providers()) {
   t.test(`every budget is counted before authentication, on route and scope hooks alike, on ${provider}`, { skip }, async (t) => {
     const { base } = await listening(t, provider, { classes: { default: { max: 15 } }, failedCredentials: { max: 1000 } })
