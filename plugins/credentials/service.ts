@@ -12,6 +12,7 @@ import { createHasher, QueueFullError, type Hasher } from './hasher.ts'
 import { createTtlCache } from './ttl-cache.ts'
 import { checkPasswordPolicy as checkPolicy, exceedsMaxBytes, isPlausibleEmail, loadCommonPasswords, normalizeEmail, type PasswordPolicy } from './policy.ts'
 import { generateApiKey, hashApiKey, parseApiKey, sameHash } from './api-keys.ts'
+import { createSignInStore } from './user-store.ts'
 import type { ResolvedCredentialsOptions } from './options.ts'
 import { AUDIT_EVENTS } from '../audit/index.ts'
 import type { LoginAttempt, LoginThrottle } from '../rate-limit/index.ts'
@@ -97,6 +98,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
   const hasher: Hasher = createHasher(options.argon2, options.hashConcurrency, options.hashQueueSize)
   // Unknown emails are verified against this, so they cost what a real account costs.
   const dummyHash = await hasher.hash(randomBytes(32).toString('base64url'))
+  const signIns = createSignInStore(prisma)
 
   // Keyed hash of Basic credentials: a cache dump reveals neither the password nor a value
   // that can be attacked offline without this per-process secret.
@@ -175,7 +177,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
     let user: User | null
     let ok = false
     try {
-      user = await prisma.user.findUnique({ where: { email: normalizedEmail } })
+      user = await signIns.findByEmail(normalizedEmail)
       if (!tooLong) {
         const normalized = (password as string).normalize('NFKC')
         const stored = user?.passwordHash ?? dummyHash
@@ -228,6 +230,10 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
       }
     }
     if (newHash === null && !stampLogin) return user
+    // The common case (a login, nothing to upgrade) is one raw statement; the ORM writes the rest.
+    if (newHash === null) {
+      return await signIns.stampLogin(user.id, user.passwordHash as string, now) ? { ...user, lastLoginAt: now, updatedAt: now } : user
+    }
     const data: { passwordHash?: string, lastLoginAt?: Date } = {}
     if (newHash !== null) data.passwordHash = newHash
     if (stampLogin) data.lastLoginAt = now

@@ -13,6 +13,7 @@ import {
 } from './refresh-token.ts'
 import { parseRoles } from '../../lib/roles.ts'
 import { AUDIT_EVENTS } from '../audit/index.ts'
+import { createFamilyStore } from './family-store.ts'
 import { createRotationStore, type RotationRow } from './rotation-store.ts'
 
 export interface TokenResponse {
@@ -108,6 +109,7 @@ export function createSessionService (deps: SessionDependencies) {
   const { prisma, tokens, audit, options } = deps
   const clock = options.clock
   const rotation = createRotationStore(prisma, deps.provider)
+  const createFamily = createFamilyStore(prisma, deps.provider)
 
   function revocationHorizon (): number {
     return Math.floor(clock() / 1000) + options.accessTokenTtl + REVOCATION_MARGIN_SECONDS
@@ -159,20 +161,17 @@ export function createSessionService (deps: SessionDependencies) {
     const idleExpiresAt = new Date(Math.min(now + options.refreshTokenTtl * 1000, absoluteExpiresAt.getTime()))
     const amr = ctx.amr ?? ['pwd']
     const access = await tokens.sign({ id: user.id, roles: user.roles, tokenVersion: user.tokenVersion }, { sid: familyId, amr, authTime: epochSeconds(new Date(now)) })
-    // A password-only session needs no row: its absence means ['pwd'], at the family's creation.
-    const authentication = amr.length === 1 && amr[0] === 'pwd' ? undefined : { create: { amr: JSON.stringify(amr), authTime: new Date(now) } }
     try {
-      await prisma.refreshFamily.create({
-        data: {
-          id: familyId,
-          userId: user.id,
-          clientId,
-          absoluteExpiresAt,
-          createdAt: new Date(now),
-          ...activity(ctx.request),
-          tokens: { create: [{ userId: user.id, clientId, tokenHash: hashRefreshToken(refreshToken), idleExpiresAt, absoluteExpiresAt, createdAt: new Date(now) }] },
-          ...(authentication === undefined ? {} : { authentication })
-        }
+      await createFamily({
+        id: familyId,
+        userId: user.id,
+        clientId,
+        now: new Date(now),
+        absoluteExpiresAt,
+        activity: activity(ctx.request),
+        token: { tokenHash: hashRefreshToken(refreshToken), idleExpiresAt },
+        // A password-only session needs no row: its absence means ['pwd'], at the family's creation.
+        authentication: amr.length === 1 && amr[0] === 'pwd' ? null : { amr: JSON.stringify(amr), authTime: new Date(now) }
       })
     } catch (err) {
       throw infrastructure(err)
