@@ -7,7 +7,6 @@
 //    one token exactly one matches; the others re-check the WHERE after the winner commits.
 //  - SQLite: UPDATE, conditional INSERT and the session's "last used" in one batch transaction
 //    (one commit, one fsync), with no await between its statements.
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import type { PrismaClient, Provider } from '../store/index.ts'
 
 /** The presented token's row with its family, user and session authentication. */
@@ -125,9 +124,6 @@ export function createRotationStore (prisma: PrismaClient, provider: Provider): 
 
   async function rotateSqlite (w: RotationWrite): Promise<boolean> {
     const s = w.successor
-    // A synchronous driver: a queue of transactions would otherwise run back to back in one
-    // chain of promise continuations, and no socket is read until it ends (docs/sessions.md).
-    await yieldToEventLoop()
     const [won] = await prisma.$transaction([
       prisma.$executeRaw`
         UPDATE refresh_tokens SET used_at = ${w.now}, successor_id = ${s.id}

@@ -7,6 +7,7 @@ import { dirname } from 'node:path'
 import type { PrismaClient as SqliteClient } from '../../prisma/generated/sqlite/client.ts'
 import { importPeer } from '../../lib/peer.ts'
 import { parseDatabaseUrl, type Provider } from './database-url.ts'
+import { pacedSqliteAdapter } from './sqlite-turns.ts'
 
 export type PrismaClient = SqliteClient
 export type { Prisma } from '../../prisma/generated/sqlite/client.ts'
@@ -28,7 +29,8 @@ export async function createPrismaClient (databaseUrl: string, options: ClientOp
       importPeer('@prisma/adapter-better-sqlite3', NEEDED_BY, () => import('@prisma/adapter-better-sqlite3'))
     ])
     if (target.file !== ':memory:') mkdirSync(dirname(target.file!), { recursive: true })
-    const adapter = new PrismaBetterSQLite3({ url: `file:${target.file}`, timeout: 10_000 })
+    // Each statement and transaction on its own turn of the event loop (sqlite-turns.ts).
+    const adapter = pacedSqliteAdapter(new PrismaBetterSQLite3({ url: `file:${target.file}`, timeout: 10_000 }))
     return { prisma: new PrismaClient({ adapter }), provider: 'sqlite' }
   }
   const [{ PrismaClient }, { PrismaPg }] = await Promise.all([
