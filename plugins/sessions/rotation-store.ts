@@ -5,9 +5,13 @@
 //  - PostgreSQL: the write is one statement (data-modifying CTEs): UPDATE ... RETURNING feeds the
 //    successor's INSERT. The conditional UPDATE takes the row lock, so of concurrent rotations of
 //    one token exactly one matches; the others re-check the WHERE after the winner commits.
-//  - SQLite: UPDATE, conditional INSERT and the session's "last used" in one batch transaction
-//    (one commit, one fsync), with no await between its statements.
+//  - SQLite: UPDATE, conditional INSERT and the session's "last used" in one transaction (one
+//    commit). When the store created the client, the read and the transaction go to its driver
+//    adapter directly (the store's `sqlite` connection): the same statements on the same
+//    connection and lock, without Prisma's client runtime, which allocated about three quarters of
+//    a refresh's memory (docs/sessions.md, "Cost of a rotation").
 import type { PrismaClient, Provider } from '../store/index.ts'
+import { inTransaction, sql, type SqliteConnection, type SqlResultSet } from '../store/sqlite-connection.ts'
 
 /** The presented token's row with its family, user and session authentication. */
 export interface RotationRow {
@@ -84,7 +88,72 @@ function toRow (r: RawRow): RotationRow {
   }
 }
 
-export function createRotationStore (prisma: PrismaClient, provider: Provider): RotationStore {
+const READ_SQL = `
+  SELECT t.id, t.family_id, t.user_id, t.client_id, t.used_at, t.successor_id, t.revoked_at,
+         t.idle_expires_at, t.absolute_expires_at,
+         f.created_at AS f_created_at, f.absolute_expires_at AS f_absolute_expires_at,
+         f.revoked_at AS f_revoked_at, f.revoked_reason AS f_revoked_reason,
+         u.roles AS u_roles, u.token_version AS u_token_version, u.status AS u_status, u.deleted_at AS u_deleted_at,
+         a.amr AS a_amr, a.auth_time AS a_auth_time
+  FROM refresh_tokens t
+  JOIN refresh_families f ON f.id = t.family_id
+  JOIN users u ON u.id = t.user_id
+  LEFT JOIN session_authentications a ON a.family_id = t.family_id
+  WHERE t.token_hash = ?`
+
+const ROTATE_SQL = `
+  UPDATE refresh_tokens SET used_at = ?, successor_id = ?
+  WHERE token_hash = ? AND client_id = ?
+    AND used_at IS NULL AND revoked_at IS NULL
+    AND idle_expires_at > ? AND absolute_expires_at > ?
+    AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL)
+    AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND u.deleted_at IS NULL AND u.status = 'active'
+                AND u.token_version = ? AND u.roles = ?)`
+
+const SUCCESSOR_SQL = `
+  INSERT INTO refresh_tokens (id, family_id, user_id, client_id, token_hash, parent_id, idle_expires_at, absolute_expires_at, created_at)
+  SELECT ?, family_id, user_id, client_id, ?, id, ?, ?, ?
+  FROM refresh_tokens WHERE token_hash = ? AND successor_id = ?`
+
+const ACTIVITY_SQL = `
+  UPDATE refresh_families SET last_used_at = ?, ip = ?, user_agent = ?
+  WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_hash = ? AND successor_id = ?)`
+
+const DATE_COLUMNS = new Set(['used_at', 'revoked_at', 'idle_expires_at', 'absolute_expires_at', 'f_created_at', 'f_absolute_expires_at', 'f_revoked_at', 'u_deleted_at', 'a_auth_time'])
+
+/**
+ * A row as the adapter answers it (SQLite: DateTime columns as the ISO text Prisma stores, or
+ * epoch milliseconds; integers as decimal strings) in the shape of a Prisma raw query's row.
+ */
+function fromResultSet (result: SqlResultSet): RawRow | null {
+  const values = result.rows[0]
+  if (values === undefined) return null
+  const row: Record<string, unknown> = {}
+  result.columnNames.forEach((name, i) => {
+    const v = values[i]
+    row[name] = v === null || v === undefined ? null : DATE_COLUMNS.has(name) ? new Date(typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v as string | number) : v
+  })
+  return row as unknown as RawRow
+}
+
+export function createRotationStore (prisma: PrismaClient, provider: Provider, sqlite?: SqliteConnection): RotationStore {
+  async function readSqlite (tokenHash: string): Promise<RotationRow | null> {
+    const connection = await sqlite!.connection()
+    const row = fromResultSet(await connection.queryRaw(sql(READ_SQL, [tokenHash])))
+    return row === null ? null : toRow(row)
+  }
+
+  async function rotateSqliteDirect (w: RotationWrite): Promise<boolean> {
+    const s = w.successor
+    const connection = await sqlite!.connection()
+    return await inTransaction(connection, async (tx) => {
+      const won = await tx.executeRaw(sql(ROTATE_SQL, [w.now, s.id, w.tokenHash, w.clientId, w.now, w.now, w.tokenVersion, w.roles]))
+      await tx.executeRaw(sql(SUCCESSOR_SQL, [s.id, s.tokenHash, s.idleExpiresAt, s.absoluteExpiresAt, w.now, w.tokenHash, s.id]))
+      await tx.executeRaw(sql(ACTIVITY_SQL, [w.now, w.activity.ip, w.activity.userAgent, w.tokenHash, s.id]))
+      return won === 1
+    })
+  }
+
   async function read (tokenHash: string): Promise<RotationRow | null> {
     const rows = await prisma.$queryRaw<RawRow[]>`
       SELECT t.id, t.family_id, t.user_id, t.client_id, t.used_at, t.successor_id, t.revoked_at,
@@ -148,9 +217,10 @@ export function createRotationStore (prisma: PrismaClient, provider: Provider): 
     await prisma.$executeRaw`UPDATE refresh_families SET last_used_at = ${now}, ip = ${activity.ip}, user_agent = ${activity.userAgent} WHERE id = ${familyId}`
   }
 
+  const direct = provider === 'sqlite' && sqlite !== undefined
   return {
-    read,
-    rotate: provider === 'postgresql' ? rotatePostgres : rotateSqlite,
+    read: direct ? readSqlite : read,
+    rotate: provider === 'postgresql' ? rotatePostgres : direct ? rotateSqliteDirect : rotateSqlite,
     recordsActivity: provider !== 'postgresql',
     noteActivity
   }

@@ -6,6 +6,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
 import { isInfrastructureError, translatePrismaError } from '../../lib/database-errors.ts'
 import type { PrismaClient, Provider } from '../store/index.ts'
+import type { SqliteConnection } from '../store/sqlite-connection.ts'
 import type { ResolvedSessionsOptions } from './options.ts'
 import { REVOCATION_MARGIN_SECONDS } from './options.ts'
 import {
@@ -64,6 +65,8 @@ export interface SessionDependencies {
   prisma: PrismaClient
   /** The database `prisma` talks to (the store's `provider`): the rotation's SQL is per dialect. */
   provider: Provider
+  /** The store's SQLite connection (`fastify.store.sqlite`), when it created the client: the rotation's statements skip Prisma's client runtime. */
+  sqlite?: SqliteConnection
   tokens: TokenIssuer
   audit?: AuditSink
   log?: FastifyBaseLogger
@@ -108,7 +111,7 @@ function sessionAmr (authentication: { amr: string } | null | undefined): string
 export function createSessionService (deps: SessionDependencies) {
   const { prisma, tokens, audit, options } = deps
   const clock = options.clock
-  const rotation = createRotationStore(prisma, deps.provider)
+  const rotation = createRotationStore(prisma, deps.provider, deps.sqlite)
   const createFamily = createFamilyStore(prisma, deps.provider)
 
   function revocationHorizon (): number {

@@ -7,7 +7,8 @@ import { dirname } from 'node:path'
 import type { PrismaClient as SqliteClient } from '../../prisma/generated/sqlite/client.ts'
 import { importPeer } from '../../lib/peer.ts'
 import { parseDatabaseUrl, type Provider } from './database-url.ts'
-import { pacedSqliteAdapter } from './sqlite-turns.ts'
+import { createTurns, pacedSqliteAdapter } from './sqlite-turns.ts'
+import type { SqlConnection, SqliteConnection } from './sqlite-connection.ts'
 
 export type PrismaClient = SqliteClient
 export type { Prisma } from '../../prisma/generated/sqlite/client.ts'
@@ -21,7 +22,14 @@ export interface ClientOptions {
   connectTimeoutMs?: number
 }
 
-export async function createPrismaClient (databaseUrl: string, options: ClientOptions = {}): Promise<{ prisma: PrismaClient, provider: Provider }> {
+export interface CreatedClient {
+  prisma: PrismaClient
+  provider: Provider
+  /** SQLite: the client's own connection, for statements that skip Prisma's client runtime. */
+  sqlite?: SqliteConnection
+}
+
+export async function createPrismaClient (databaseUrl: string, options: ClientOptions = {}): Promise<CreatedClient> {
   const target = parseDatabaseUrl(databaseUrl)
   if (target.provider === 'sqlite') {
     const [{ PrismaClient }, { PrismaBetterSQLite3 }] = await Promise.all([
@@ -30,8 +38,17 @@ export async function createPrismaClient (databaseUrl: string, options: ClientOp
     ])
     if (target.file !== ':memory:') mkdirSync(dirname(target.file!), { recursive: true })
     // Each statement and transaction on its own turn of the event loop (sqlite-turns.ts).
-    const adapter = pacedSqliteAdapter(new PrismaBetterSQLite3({ url: `file:${target.file}`, timeout: 10_000 }))
-    return { prisma: new PrismaClient({ adapter }), provider: 'sqlite' }
+    let connected: SqlConnection | undefined
+    const adapter = pacedSqliteAdapter(new PrismaBetterSQLite3({ url: `file:${target.file}`, timeout: 10_000 }), createTurns(), (a) => { connected = a as unknown as SqlConnection })
+    const prisma = new PrismaClient({ adapter })
+    const sqlite: SqliteConnection = {
+      connection: async () => {
+        if (connected === undefined) await prisma.$connect()
+        if (connected === undefined) throw new Error('gatehouse-store: the SQLite driver adapter did not connect')
+        return connected
+      }
+    }
+    return { prisma, provider: 'sqlite', sqlite }
   }
   const [{ PrismaClient }, { PrismaPg }] = await Promise.all([
     importPeer('@prisma/client', NEEDED_BY, () => import('../../prisma/generated/postgresql/client.ts')),

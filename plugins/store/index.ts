@@ -3,6 +3,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { createPrismaClient, type PrismaClient } from './client.ts'
+import type { SqliteConnection } from './sqlite-connection.ts'
 import { isInfrastructureError, translatePrismaError } from '../../lib/database-errors.ts'
 import { StartupError } from '../../lib/startup-error.ts'
 import { migrate, pendingMigrations, MigrationError } from './migrate.ts'
@@ -32,6 +33,8 @@ export interface Store {
   provider: Provider
   /** Resolves true when the database answers a trivial query within `timeoutMs`. */
   ping: (timeoutMs?: number) => Promise<boolean>
+  /** SQLite, when the store created the client: its connection, for statements that skip Prisma's client runtime. */
+  sqlite?: SqliteConnection
 }
 
 declare module 'fastify' {
@@ -66,6 +69,7 @@ function unreachable (err: unknown, databaseUrl: string): unknown {
 async function storePlugin (fastify: FastifyInstance, options: StoreOptions): Promise<void> {
   let raw: PrismaClient
   let provider: Provider
+  let sqlite: SqliteConnection | undefined
   const owned = options.prisma === undefined
   if (options.prisma !== undefined) {
     raw = options.prisma
@@ -84,7 +88,7 @@ async function storePlugin (fastify: FastifyInstance, options: StoreOptions): Pr
           throw new MigrationError(`the database has ${pending.length} pending migration(s) (${pending.join(', ')}): run \`npm run migrate\` (or \`gatehouse migrate\`) with the same DATABASE_URL first`)
         }
       }
-      ;({ prisma: raw, provider } = await createPrismaClient(databaseUrl, { poolSize: options.poolSize }))
+      ;({ prisma: raw, provider, sqlite } = await createPrismaClient(databaseUrl, { poolSize: options.poolSize }))
     } catch (err) {
       throw unreachable(err, databaseUrl)
     }
@@ -101,7 +105,7 @@ async function storePlugin (fastify: FastifyInstance, options: StoreOptions): Pr
     }
   }
 
-  fastify.decorate('store', { prisma, provider, ping })
+  fastify.decorate('store', { prisma, provider, ping, ...(sqlite === undefined ? {} : { sqlite }) })
   if (owned) {
     fastify.addHook('onClose', async () => {
       // A pool connection that died in the middle of a transaction may never be released by the
@@ -125,6 +129,8 @@ export { parseDatabaseUrl, redactDatabaseUrl, DatabaseUrlError } from './databas
 export type { PrismaClient, Prisma } from './client.ts'
 export type { User } from '../../prisma/generated/sqlite/client.ts'
 export type { Provider } from './database-url.ts'
-export { createPrismaClient, type ClientOptions } from './client.ts'
+export { createPrismaClient, type ClientOptions, type CreatedClient } from './client.ts'
+export { pacedSqliteAdapter, createTurns, type Turns } from './sqlite-turns.ts'
+export type { SqliteConnection, SqlConnection, SqlTransaction, SqlQuery, SqlResultSet } from './sqlite-connection.ts'
 export { MissingPeerError } from '../../lib/peer.ts'
 export { ERRORS, gatehouseError, isGatehouseError, type ErrorCode, type GatehouseError } from '../../lib/errors.ts'

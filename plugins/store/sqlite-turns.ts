@@ -88,13 +88,17 @@ export function pacedAdapter<A extends AdapterLike> (adapter: A, turns: Turns): 
  * statement or transaction they start waits for its own turn of the event loop. The store does this
  * for the client it creates; an app that hands the store its own SQLite client can do the same.
  */
-export function pacedSqliteAdapter<F extends { connect: Connect<AdapterLike> }> (factory: F, turns: Turns = createTurns()): F {
+export function pacedSqliteAdapter<F extends { connect: Connect<AdapterLike> }> (factory: F, turns: Turns = createTurns(), onConnect?: (adapter: AdapterLike) => void): F {
   return new Proxy(factory, {
     get (target, prop) {
       const value: unknown = Reflect.get(target, prop, target)
       if (typeof value !== 'function') return value
       if (prop === 'connect' || prop === 'connectToShadowDb') {
-        return async () => pacedAdapter(await (value as Connect<AdapterLike>).call(target), turns)
+        return async () => {
+          const paced = pacedAdapter(await (value as Connect<AdapterLike>).call(target), turns)
+          if (prop === 'connect') onConnect?.(paced)
+          return paced
+        }
       }
       return (value as (...a: unknown[]) => unknown).bind(target)
     }

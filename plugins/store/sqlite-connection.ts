@@ -1,0 +1,60 @@
+// The store's SQLite connection through its driver adapter, for the few statements on a hot path
+// that are worth more than Prisma's client runtime costs them. Prisma's raw queries still run its
+// request pipeline (serialization, the query plan interpreter, extensions, a transaction timer):
+// about three quarters of the memory a refresh allocated on SQLite (docs/sessions.md). These
+// calls go to the same adapter Prisma uses: the same connection, the same transaction lock, the
+// same turns of the event loop (sqlite-turns.ts), the same error values (DriverAdapterError).
+
+/** A value's type for the adapter's argument mapping (`@prisma/driver-adapter-utils` ArgType). */
+export interface SqlArgType { scalarType: 'string' | 'int' | 'datetime' | 'unknown', arity: 'scalar' }
+export interface SqlQuery { sql: string, args: unknown[], argTypes: SqlArgType[] }
+export interface SqlResultSet { columnNames: string[], rows: unknown[][] }
+
+export interface SqlTransaction {
+  queryRaw: (query: SqlQuery) => Promise<SqlResultSet>
+  executeRaw: (query: SqlQuery) => Promise<number>
+  /** Releases the adapter's lock; the COMMIT statement is the caller's, as with Prisma's own transactions. */
+  commit: () => Promise<void>
+  rollback: () => Promise<void>
+}
+
+export interface SqlConnection {
+  queryRaw: (query: SqlQuery) => Promise<SqlResultSet>
+  executeRaw: (query: SqlQuery) => Promise<number>
+  startTransaction: () => Promise<SqlTransaction>
+}
+
+/** The connection of a SQLite client the store created (connected on first use). */
+export interface SqliteConnection {
+  connection: () => Promise<SqlConnection>
+}
+
+/** SQL with `?` placeholders and its values; each value's type is inferred (Date, number, string, null). */
+export function sql (text: string, args: unknown[]): SqlQuery {
+  return {
+    sql: text,
+    args,
+    argTypes: args.map((a) => ({ scalarType: a instanceof Date ? 'datetime' : typeof a === 'number' ? 'int' : a === null ? 'unknown' : 'string', arity: 'scalar' }))
+  }
+}
+
+/**
+ * Runs `body` in a transaction of `connection`: BEGIN (under the adapter's lock), the body's
+ * statements, COMMIT; on any error ROLLBACK, and the error is thrown again.
+ */
+export async function inTransaction<T> (connection: SqlConnection, body: (tx: SqlTransaction) => Promise<T>): Promise<T> {
+  const tx = await connection.startTransaction()
+  let result: T
+  try {
+    result = await body(tx)
+    await tx.executeRaw(sql('COMMIT', []))
+  } catch (err) {
+    try {
+      await tx.executeRaw(sql('ROLLBACK', []))
+    } catch {}
+    await tx.rollback()
+    throw err
+  }
+  await tx.commit()
+  return result
+}
