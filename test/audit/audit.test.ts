@@ -145,6 +145,26 @@ t.test('a full queue reports the overflow loudly', async (t) => {
   t.equal(await app.store.prisma.auditEvent.count(), 3)
 })
 
+t.test('SQLite: a batch larger than one INSERT statement is stored whole', async (t) => {
+  const db = await createTestDatabase('sqlite')
+  t.teardown(() => db.drop())
+  const app = Fastify()
+  await app.register(store, { databaseUrl: db.url })
+  await app.register(audit, { batchSize: 1200, flushIntervalMs: 10_000 })
+  t.teardown(() => app.close())
+  await app.ready()
+  t.ok(app.store.sqlite !== undefined, 'the store\'s own SQLite connection is used')
+  const at = Date.now()
+  for (let i = 0; i < 1200; i++) app.audit.record({ type: 'refresh', outcome: 'success', actorId: `b${i}`, details: { i } })
+  await app.audit.flush()
+  t.equal(await app.store.prisma.auditEvent.count(), 1200, 'every event of the batch')
+  t.equal(new Set((await app.store.prisma.auditEvent.findMany({ select: { id: true } })).map((r) => r.id)).size, 1200, 'each with its own id')
+  const last = await app.store.prisma.auditEvent.findFirst({ where: { actorId: 'b1199' } })
+  t.equal(JSON.parse(last?.details ?? '{}').i, 1199)
+  t.ok(last !== null && last.createdAt.getTime() >= at - 1000 && last.createdAt.getTime() <= Date.now(), 'its time read back as a Date')
+  t.equal(app.audit.stats().written, 1200)
+})
+
 t.test('options are validated', async (t) => {
   t.throws(() => resolveOptions({ batchSize: 0 }), /batchSize/)
   t.throws(() => resolveOptions({ maxQueue: 1.5 }), /maxQueue/)
