@@ -10,6 +10,7 @@
 //    adapter directly (the store's `sqlite` connection): the same statements on the same
 //    connection and lock, without Prisma's client runtime, which allocated about three quarters of
 //    a refresh's memory (docs/sessions.md, "Cost of a rotation").
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import type { PrismaClient, Provider } from '../store/index.ts'
 import { inTransaction, sql, type SqliteConnection, type SqlResultSet } from '../store/sqlite-connection.ts'
 
@@ -191,8 +192,11 @@ export function createRotationStore (prisma: PrismaClient, provider: Provider, s
     return rows.length === 1
   }
 
+  // An app's own SQLite client: Prisma's raw queries. Its adapter is paced only if the app wrapped
+  // it (pacedSqliteAdapter); the yield keeps a queue of these transactions from running as one turn.
   async function rotateSqlite (w: RotationWrite): Promise<boolean> {
     const s = w.successor
+    await yieldToEventLoop()
     const [won] = await prisma.$transaction([
       prisma.$executeRaw`
         UPDATE refresh_tokens SET used_at = ${w.now}, successor_id = ${s.id}

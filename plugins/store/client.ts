@@ -39,7 +39,14 @@ export async function createPrismaClient (databaseUrl: string, options: ClientOp
     if (target.file !== ':memory:') mkdirSync(dirname(target.file!), { recursive: true })
     // Each statement and transaction on its own turn of the event loop (sqlite-turns.ts).
     let connected: SqlConnection | undefined
-    const adapter = pacedSqliteAdapter(new PrismaBetterSQLite3({ url: `file:${target.file}`, timeout: 10_000 }), createTurns(), (a) => { connected = a as unknown as SqlConnection })
+    const adapter = pacedSqliteAdapter(new PrismaBetterSQLite3({ url: `file:${target.file}`, timeout: 10_000 }), createTurns(), async (a) => {
+      // WAL (set by the migrations, kept by the file) with synchronous=NORMAL: a commit appends to
+      // the WAL without an fsync; checkpoints fsync. A crash of the process loses nothing; a power
+      // loss can lose the last commits, never consistency (docs/store.md). better-sqlite3's bundled
+      // SQLite defaults to this in WAL mode; it is set here so that another build does not differ.
+      await a.executeScript('PRAGMA synchronous = NORMAL')
+      connected = a as unknown as SqlConnection
+    })
     const prisma = new PrismaClient({ adapter })
     const sqlite: SqliteConnection = {
       connection: async () => {

@@ -60,7 +60,7 @@ type Connect<A> = () => Promise<A>
 interface AdapterLike {
   queryRaw: (...args: never[]) => Promise<unknown>
   executeRaw: (...args: never[]) => Promise<unknown>
-  executeScript: (...args: never[]) => Promise<unknown>
+  executeScript: (script: string) => Promise<unknown>
   startTransaction: (...args: never[]) => Promise<unknown>
 }
 
@@ -88,7 +88,7 @@ export function pacedAdapter<A extends AdapterLike> (adapter: A, turns: Turns): 
  * statement or transaction they start waits for its own turn of the event loop. The store does this
  * for the client it creates; an app that hands the store its own SQLite client can do the same.
  */
-export function pacedSqliteAdapter<F extends { connect: Connect<AdapterLike> }> (factory: F, turns: Turns = createTurns(), onConnect?: (adapter: AdapterLike) => void): F {
+export function pacedSqliteAdapter<F extends { connect: Connect<AdapterLike> }> (factory: F, turns: Turns = createTurns(), onConnect?: (adapter: AdapterLike) => void | Promise<void>): F {
   return new Proxy(factory, {
     get (target, prop) {
       const value: unknown = Reflect.get(target, prop, target)
@@ -96,7 +96,7 @@ export function pacedSqliteAdapter<F extends { connect: Connect<AdapterLike> }> 
       if (prop === 'connect' || prop === 'connectToShadowDb') {
         return async () => {
           const paced = pacedAdapter(await (value as Connect<AdapterLike>).call(target), turns)
-          if (prop === 'connect') onConnect?.(paced)
+          if (prop === 'connect') await onConnect?.(paced)
           return paced
         }
       }

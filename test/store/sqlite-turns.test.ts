@@ -69,6 +69,10 @@ t.test('the store\'s SQLite client: a burst of queries leaves turns to the rest 
   const { prisma } = await createPrismaClient(db.url)
   t.teardown(async () => { await prisma.$disconnect(); await db.drop() })
   await prisma.$queryRaw`SELECT 1` // connected
+  const [mode] = await prisma.$queryRaw<Array<{ journal_mode: string }>>`PRAGMA journal_mode`
+  const [sync] = await prisma.$queryRaw<Array<{ synchronous: bigint | number }>>`PRAGMA synchronous`
+  t.equal(mode.journal_mode, 'wal', 'WAL, as the migrations left the file')
+  t.equal(Number(sync.synchronous), 1, 'synchronous=NORMAL, set by the store')
   const counter = turnCounter()
   t.teardown(counter.stop)
   const turnsSeen = new Set<number>()
