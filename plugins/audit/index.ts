@@ -9,7 +9,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { sanitizeDetails, sanitizeText } from './sanitize.ts'
 import { optionChecks } from '../../lib/options.ts'
-import { inTransaction, sql, type SqliteConnection } from '../store/sqlite-connection.ts'
+import { inTransaction, sql, type SqliteConnection } from '../../lib/sql-connection.ts'
 
 export { sanitizeDetails, sanitizeText, isSecretKey, looksLikeSecret, REDACTED } from './sanitize.ts'
 

@@ -12,7 +12,7 @@
 //    a refresh's memory (docs/sessions.md, "Cost of a rotation").
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import type { PrismaClient, Provider } from '../store/index.ts'
-import { inTransaction, sql, type SqliteConnection, type SqlResultSet } from '../store/sqlite-connection.ts'
+import { inTransaction, sql, type SqliteConnection, type SqlResultSet } from '../../lib/sql-connection.ts'
 
 /** The presented token's row with its family, user and session authentication. */
 export interface RotationRow {

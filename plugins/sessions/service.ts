@@ -6,7 +6,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
 import { isInfrastructureError, translatePrismaError } from '../../lib/database-errors.ts'
 import type { PrismaClient, Provider } from '../store/index.ts'
-import type { SqliteConnection } from '../store/sqlite-connection.ts'
+import type { SqliteConnection } from '../../lib/sql-connection.ts'
 import type { ResolvedSessionsOptions } from './options.ts'
 import { REVOCATION_MARGIN_SECONDS } from './options.ts'
 import {

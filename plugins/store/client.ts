@@ -8,7 +8,7 @@ import type { PrismaClient as SqliteClient } from '../../prisma/generated/sqlite
 import { importPeer } from '../../lib/peer.ts'
 import { parseDatabaseUrl, type Provider } from './database-url.ts'
 import { createTurns, pacedSqliteAdapter } from './sqlite-turns.ts'
-import type { SqlConnection, SqliteConnection } from './sqlite-connection.ts'
+import type { SqlConnection, SqliteConnection } from '../../lib/sql-connection.ts'
 
 export type PrismaClient = SqliteClient
 export type { Prisma } from '../../prisma/generated/sqlite/client.ts'

@@ -1,9 +1,10 @@
-// The store's SQLite connection through its driver adapter, for the few statements on a hot path
-// that are worth more than Prisma's client runtime costs them. Prisma's raw queries still run its
-// request pipeline (serialization, the query plan interpreter, extensions, a transaction timer):
-// about three quarters of the memory a refresh allocated on SQLite (docs/sessions.md). These
-// calls go to the same adapter Prisma uses: the same connection, the same transaction lock, the
-// same turns of the event loop (sqlite-turns.ts), the same error values (DriverAdapterError).
+// A SQL connection as Prisma's driver adapters offer it (queryRaw, executeRaw, startTransaction),
+// for the few statements on a hot path that are worth more than Prisma's client runtime costs
+// them: its raw queries still run its request pipeline (serialization, the query-plan
+// interpreter, extensions, a timer per transaction), about three quarters of the memory a refresh
+// allocated on SQLite (docs/sessions.md). The store hands out its SQLite client's connection
+// (plugins/store/client.ts): the same connection, transaction lock and turns of the event loop
+// Prisma uses, and the same error values (DriverAdapterError).
 
 /** A value's type for the adapter's argument mapping (`@prisma/driver-adapter-utils` ArgType). */
 export interface SqlArgType { scalarType: 'string' | 'int' | 'datetime' | 'unknown', arity: 'scalar' }
