@@ -50,12 +50,25 @@ const query = pgProto.query
 pgProto.query = function (...args) {
   const first = args[0] as string | { text?: string }
   const text = typeof first === 'string' ? first : first?.text ?? '?'
-  // The statement kind and its table: SELECT "public"."users" -> SELECT users.
+  // The statement kind and its table: SELECT "public"."users" -> SELECT users. The table is the
+  // statement's own (outside any parentheses) when it names one, not a subquery's; else the first.
   const kind = /^\s*(\w+)/.exec(text)?.[1]?.toUpperCase() ?? '?'
-  const table = /(?:FROM|INTO|UPDATE)\s+(?:"public"\.)?"?(\w+)"?/i.exec(text)?.[1]
+  const tableIn = (sql: string): string | undefined => /(?:FROM|INTO|UPDATE)\s+(?:"public"\.)?"?(\w+)"?/i.exec(sql)?.[1]
+  const table = tableIn(outsideParentheses(text)) ?? tableIn(text)
   const key = table === undefined ? kind : `${kind} ${table}`
   sqlQueries.set(key, (sqlQueries.get(key) ?? 0) + 1)
   return query.apply(this, args)
+}
+/** `sql` with everything inside parentheses blanked (the parentheses kept). */
+function outsideParentheses (sql: string): string {
+  let depth = 0
+  let out = ''
+  for (const c of sql) {
+    if (c === ')') depth--
+    out += depth > 0 ? ' ' : c
+    if (c === '(') depth++
+  }
+  return out
 }
 const snapshot = (): { redis: Map<string, number>, sql: Map<string, number> } => ({ redis: new Map(redisCommands), sql: new Map(sqlQueries) })
 function delta (before: Map<string, number>, after: Map<string, number>): Record<string, number> {

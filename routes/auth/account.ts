@@ -9,6 +9,7 @@ import { tokenResponseSchema } from '../../plugins/sessions/index.ts'
 import { sessionModeField } from './cookie-session.ts'
 import { requireStepUp, stepUp, stepUpProperties, type StepUpBody } from './step-up.ts'
 import { ownBearerUser } from './caller.ts'
+import { createProfileReader } from './profile.ts'
 
 const errorResponse = { $ref: 'GatehouseError#' }
 
@@ -185,6 +186,8 @@ const revokeKeySchema = {
 } as const
 
 export default async function accountRoutes (fastify: FastifyInstance): Promise<void> {
+  const readProfile = createProfileReader(fastify.store.prisma, fastify.store.provider)
+
   fastify.post('/register', { schema: registerSchema, config: { rateLimitClass: 'register' } }, async (request, reply) => {
     const body = request.body as { email: string, password: string, name?: string }
     const user = await fastify.credentials.register(body, request)
@@ -222,12 +225,11 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
         providers: []
       }
     }
-    const user = await fastify.store.prisma.user.findUnique({
-      where: { id: principal.id },
-      select: { id: true, email: true, name: true, deletedAt: true, emailVerifiedAt: true, memberships: { select: { role: true, organization: { select: { id: true, name: true } } } } }
-    })
+    const user = await readProfile(principal.id)
     if (user === null || user.deletedAt !== null) throw gatehouseError('USER_NOT_FOUND')
-    const mfa = fastify.hasDecorator('mfa') ? await fastify.mfa.status(user.id) : { totp: false, passkeys: 0 }
+    // A second factor counts only where its plugin is registered, as the login step sees it.
+    const mfa = fastify.hasDecorator('mfa')
+    const passkeys = mfa && fastify.hasDecorator('passkeys') && fastify.passkeys !== null
     return {
       id: user.id,
       email: user.email,
@@ -235,12 +237,12 @@ export default async function accountRoutes (fastify: FastifyInstance): Promise<
       // The current roles from the user state authenticate read, not a token's copy.
       roles: principal.roles,
       email_verified: user.emailVerifiedAt !== null,
-      mfa: { totp: mfa.totp, passkeys: mfa.passkeys },
-      orgs: user.memberships
-        .map((m) => ({ id: m.organization.id, name: m.organization.name, role: m.role }))
+      mfa: { totp: mfa && user.totp, passkeys: passkeys ? user.passkeys : 0 },
+      orgs: user.orgs
+        .map((m) => ({ id: m.id, name: m.name, role: m.role }))
         .sort((a, b) => a.name.localeCompare(b.name)),
       providers: fastify.hasDecorator('providers')
-        ? (await fastify.providers.identities(user.id)).map((p) => ({ id: p.provider, name: p.name, email: p.email, linked_at: p.linkedAt.toISOString() }))
+        ? user.identities.map((p) => ({ id: p.providerId, name: fastify.providers.get(p.providerId)?.name ?? p.providerId, email: p.email, linked_at: p.linkedAt.toISOString() }))
         : []
     }
   })
