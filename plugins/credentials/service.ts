@@ -5,6 +5,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { ValidationError } from '../../lib/input.ts'
 import { basicError, gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
 import type { PrismaClient } from '../store/index.ts'
+import type { SqliteConnection } from '../../lib/sql-connection.ts'
 import type { User } from '../../prisma/generated/sqlite/client.ts'
 import type { Bus } from '../redis/index.ts'
 import type { Audit, AuditEventInput } from '../audit/index.ts'
@@ -22,6 +23,8 @@ export type { LoginThrottle, LoginAttempt as ThrottleAttempt }
 
 export interface CredentialsDeps {
   prisma: PrismaClient
+  /** The store's SQLite connection (`fastify.store.sqlite`), when it created the client: a login's statements skip Prisma's client runtime. */
+  sqlite?: SqliteConnection
   bus: Bus
   audit: Audit | null
   /** The per-account throttle when one is registered. */
@@ -98,7 +101,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
   const hasher: Hasher = createHasher(options.argon2, options.hashConcurrency, options.hashQueueSize)
   // Unknown emails are verified against this, so they cost what a real account costs.
   const dummyHash = await hasher.hash(randomBytes(32).toString('base64url'))
-  const signIns = createSignInStore(prisma)
+  const signIns = createSignInStore(prisma, deps.sqlite)
 
   // Keyed hash of Basic credentials: a cache dump reveals neither the password nor a value
   // that can be attacked offline without this per-process secret.

@@ -3,10 +3,12 @@
 // statements plus the query compiler's CPU, more than the rest of a login besides argon2.
 //  - PostgreSQL: one statement (data-modifying CTEs insert the family, its first token and, for a
 //    session that is not password-only, its authentication).
-//  - SQLite: the same inserts in one batch transaction (one commit), with no await between them.
+//  - SQLite: the same inserts in one transaction (one commit); on the store's own client through its
+//    driver adapter connection directly (`store.sqlite`), as the rotation does.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { randomUUID } from 'node:crypto'
 import type { PrismaClient, Provider } from '../store/index.ts'
+import { inTransaction, sql, type SqliteConnection } from '../../lib/sql-connection.ts'
 
 export interface NewFamily {
   id: string
@@ -22,7 +24,11 @@ export interface NewFamily {
 
 export type CreateFamily = (family: NewFamily) => Promise<void>
 
-export function createFamilyStore (prisma: PrismaClient, provider: Provider): CreateFamily {
+const FAMILY_SQL = 'INSERT INTO refresh_families (id, user_id, client_id, absolute_expires_at, created_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)'
+const TOKEN_SQL = 'INSERT INTO refresh_tokens (id, family_id, user_id, client_id, token_hash, idle_expires_at, absolute_expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
+const AUTHENTICATION_SQL = 'INSERT INTO session_authentications (family_id, amr, auth_time) VALUES (?, ?, ?)'
+
+export function createFamilyStore (prisma: PrismaClient, provider: Provider, sqlite?: SqliteConnection): CreateFamily {
   async function createPostgres (f: NewFamily): Promise<void> {
     const tokenId = randomUUID()
     if (f.authentication === null) {
@@ -51,6 +57,17 @@ export function createFamilyStore (prisma: PrismaClient, provider: Provider): Cr
       SELECT family.id, ${f.authentication.amr}, ${f.authentication.authTime} FROM family`
   }
 
+  async function createSqliteDirect (f: NewFamily): Promise<void> {
+    const tokenId = randomUUID()
+    const connection = await sqlite!.connection()
+    await inTransaction(connection, async (tx) => {
+      await tx.executeRaw(sql(FAMILY_SQL, [f.id, f.userId, f.clientId, f.absoluteExpiresAt, f.now, f.activity.ip, f.activity.userAgent]))
+      await tx.executeRaw(sql(TOKEN_SQL, [tokenId, f.id, f.userId, f.clientId, f.token.tokenHash, f.token.idleExpiresAt, f.absoluteExpiresAt, f.now]))
+      if (f.authentication !== null) await tx.executeRaw(sql(AUTHENTICATION_SQL, [f.id, f.authentication.amr, f.authentication.authTime]))
+    })
+  }
+
+  // An app's own SQLite client: Prisma's raw queries, after a yield (see rotation-store.ts).
   async function createSqlite (f: NewFamily): Promise<void> {
     const tokenId = randomUUID()
     // A synchronous driver: see rotation-store.ts (sockets are read between batches of writes).
@@ -70,5 +87,6 @@ export function createFamilyStore (prisma: PrismaClient, provider: Provider): Cr
     await prisma.$transaction(statements)
   }
 
-  return provider === 'postgresql' ? createPostgres : createSqlite
+  if (provider === 'postgresql') return createPostgres
+  return sqlite === undefined ? createSqlite : createSqliteDirect
 }

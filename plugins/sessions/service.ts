@@ -112,7 +112,7 @@ export function createSessionService (deps: SessionDependencies) {
   const { prisma, tokens, audit, options } = deps
   const clock = options.clock
   const rotation = createRotationStore(prisma, deps.provider, deps.sqlite)
-  const createFamily = createFamilyStore(prisma, deps.provider)
+  const createFamily = createFamilyStore(prisma, deps.provider, deps.sqlite)
 
   function revocationHorizon (): number {
     return Math.floor(clock() / 1000) + options.accessTokenTtl + REVOCATION_MARGIN_SECONDS

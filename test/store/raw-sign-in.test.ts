@@ -1,6 +1,7 @@
 // The raw statements of a password sign-in and of a new session (plugins/credentials/user-store.ts,
-// plugins/sessions/family-store.ts) on SQLite and PostgreSQL: what they write reads back through
-// the ORM exactly as the ORM would have written it, and the login stamp stays conditional.
+// plugins/sessions/family-store.ts) on SQLite and PostgreSQL, through Prisma's raw queries and (on
+// the store's own SQLite client) its adapter connection: what they write reads back through the
+// ORM exactly as the ORM would have written it, and the login stamp stays conditional.
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import { createTestDatabase, providers } from '../helpers/databases.ts'
@@ -8,13 +9,17 @@ import { createPrismaClient } from '../../plugins/store/client.ts'
 import { createSignInStore } from '../../plugins/credentials/user-store.ts'
 import { createFamilyStore } from '../../plugins/sessions/family-store.ts'
 
-for (const { provider, skip } of await providers()) {
-  t.test(`raw sign-in statements on ${provider}`, { skip }, async (t) => {
+const paths = (provider: string): Array<{ path: string, direct: boolean }> =>
+  provider === 'sqlite' ? [{ path: 'raw queries', direct: false }, { path: 'the adapter connection', direct: true }] : [{ path: 'raw queries', direct: false }]
+
+for (const { provider, skip } of await providers()) for (const { path, direct } of paths(provider)) {
+  t.test(`raw sign-in statements on ${provider}, ${path}`, { skip }, async (t) => {
     const db = await createTestDatabase(provider)
-    const { prisma } = await createPrismaClient(db.url)
+    const { prisma, sqlite } = await createPrismaClient(db.url)
     t.teardown(async () => { await prisma.$disconnect(); await db.drop() })
-    const signIns = createSignInStore(prisma)
-    const createFamily = createFamilyStore(prisma, provider)
+    if (direct) t.ok(sqlite, 'the store\'s SQLite client offers its connection')
+    const signIns = createSignInStore(prisma, direct ? sqlite : undefined)
+    const createFamily = createFamilyStore(prisma, provider, direct ? sqlite : undefined)
 
     const created = await prisma.user.create({
       data: { email: 'raw@example.com', name: 'Raw Reader', passwordHash: '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA', roles: '["user","auditor"]', tokenVersion: 3, passwordChangedAt: new Date('2026-01-02T03:04:05.678Z'), emailVerifiedAt: new Date('2026-02-03T04:05:06.789Z') }
