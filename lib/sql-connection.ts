@@ -40,6 +40,22 @@ export function sql (text: string, args: unknown[]): SqlQuery {
 }
 
 /**
+ * The first row of an adapter's answer as an object keyed by column name, the way a Prisma raw
+ * query returns it: the `dateColumns` (SQLite DateTime: the ISO text Prisma stores, or epoch
+ * milliseconds) as Dates; null when there is no row.
+ */
+export function firstRow<T> (result: SqlResultSet, dateColumns: ReadonlySet<string>): T | null {
+  const values = result.rows[0]
+  if (values === undefined) return null
+  const row: Record<string, unknown> = {}
+  result.columnNames.forEach((name, i) => {
+    const v = values[i]
+    row[name] = v === null || v === undefined ? null : dateColumns.has(name) ? new Date(typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v as string | number) : v
+  })
+  return row as T
+}
+
+/**
  * Runs `body` in a transaction of `connection`: BEGIN (under the adapter's lock), the body's
  * statements, COMMIT; on any error ROLLBACK, and the error is thrown again.
  */

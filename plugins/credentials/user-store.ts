@@ -5,7 +5,7 @@
 // store's own SQLite client they go to its driver adapter connection directly (`store.sqlite`, as
 // the refresh rotation does), without the client's request pipeline.
 import type { PrismaClient } from '../store/index.ts'
-import { sql, type SqliteConnection, type SqlResultSet } from '../../lib/sql-connection.ts'
+import { firstRow, sql, type SqliteConnection } from '../../lib/sql-connection.ts'
 import type { User } from '../../prisma/generated/sqlite/client.ts'
 
 export interface SignInStore {
@@ -59,23 +59,11 @@ const FIND_SQL = `
 const STAMP_SQL = 'UPDATE users SET last_login_at = ?, updated_at = ? WHERE id = ? AND password_hash = ?'
 const DATE_COLUMNS = new Set(['password_changed_at', 'last_login_at', 'deleted_at', 'created_at', 'updated_at', 'email_verified_at'])
 
-/** The adapter's answer (SQLite DateTime as ISO text or epoch milliseconds) as a raw query's row. */
-function fromResultSet (result: SqlResultSet): RawUser | null {
-  const values = result.rows[0]
-  if (values === undefined) return null
-  const row: Record<string, unknown> = {}
-  result.columnNames.forEach((name, i) => {
-    const v = values[i]
-    row[name] = v === null || v === undefined ? null : DATE_COLUMNS.has(name) ? new Date(typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v as string | number) : v
-  })
-  return row as unknown as RawUser
-}
-
 export function createSignInStore (prisma: PrismaClient, sqlite?: SqliteConnection): SignInStore {
   if (sqlite !== undefined) {
     return {
       async findByEmail (email) {
-        const row = fromResultSet(await (await sqlite.connection()).queryRaw(sql(FIND_SQL, [email])))
+        const row = firstRow<RawUser>(await (await sqlite.connection()).queryRaw(sql(FIND_SQL, [email])), DATE_COLUMNS)
         return row === null ? null : toUser(row)
       },
       async stampLogin (userId, verifiedHash, now) {

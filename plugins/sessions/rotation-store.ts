@@ -12,7 +12,7 @@
 //    a refresh's memory (docs/sessions.md, "Cost of a rotation").
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import type { PrismaClient, Provider } from '../store/index.ts'
-import { inTransaction, sql, type SqliteConnection, type SqlResultSet } from '../../lib/sql-connection.ts'
+import { firstRow, inTransaction, sql, type SqliteConnection } from '../../lib/sql-connection.ts'
 
 /** The presented token's row with its family, user and session authentication. */
 export interface RotationRow {
@@ -122,25 +122,11 @@ const ACTIVITY_SQL = `
 
 const DATE_COLUMNS = new Set(['used_at', 'revoked_at', 'idle_expires_at', 'absolute_expires_at', 'f_created_at', 'f_absolute_expires_at', 'f_revoked_at', 'u_deleted_at', 'a_auth_time'])
 
-/**
- * A row as the adapter answers it (SQLite: DateTime columns as the ISO text Prisma stores, or
- * epoch milliseconds; integers as decimal strings) in the shape of a Prisma raw query's row.
- */
-function fromResultSet (result: SqlResultSet): RawRow | null {
-  const values = result.rows[0]
-  if (values === undefined) return null
-  const row: Record<string, unknown> = {}
-  result.columnNames.forEach((name, i) => {
-    const v = values[i]
-    row[name] = v === null || v === undefined ? null : DATE_COLUMNS.has(name) ? new Date(typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v as string | number) : v
-  })
-  return row as unknown as RawRow
-}
-
 export function createRotationStore (prisma: PrismaClient, provider: Provider, sqlite?: SqliteConnection): RotationStore {
   async function readSqlite (tokenHash: string): Promise<RotationRow | null> {
     const connection = await sqlite!.connection()
-    const row = fromResultSet(await connection.queryRaw(sql(READ_SQL, [tokenHash])))
+    // SQLite DateTime columns come as the ISO text Prisma stores (or epoch ms); integers as decimal strings (toRow).
+    const row = firstRow<RawRow>(await connection.queryRaw(sql(READ_SQL, [tokenHash])), DATE_COLUMNS)
     return row === null ? null : toRow(row)
   }
 
