@@ -2,9 +2,9 @@
 // the kid names, claims (jwt.ts, verify.ts), and the cache of verified tokens. What can change
 // after issuance (revocation, the user's state) is principal.ts's concern.
 import { bearerError } from '../../lib/errors.ts'
-import { checkShape } from '../../lib/jwt.ts'
+import { checkShape, peekIssuer } from '../../lib/jwt.ts'
 import { Doorkeeper, ExpiringLru } from '../../lib/verified-cache.ts'
-import { checkHeader, checkIssuer, parseHeaderSegment, type AccessTokenClaims } from './jwt.ts'
+import { checkHeader, parseHeaderSegment, type AccessTokenClaims } from './jwt.ts'
 import type { LiveKeyRing, RingKey } from './key-ring.ts'
 
 export interface VerifiedToken {
@@ -24,6 +24,9 @@ export interface AccessTokenVerifierSettings {
   /** Check signatures on libuv's thread pool instead of the JavaScript thread. */
   offload: boolean
 }
+
+/** What `verify` answers, without an error, for a token another issuer names (not one of ours). */
+export const FOREIGN: unique symbol = Symbol('gatehouse-tokens: another issuer\'s token')
 
 /** Header segments already checked, each naming a key of the ring (a handful: one per key). */
 const KNOWN_HEADERS_MAX = 32
@@ -84,8 +87,12 @@ export function createAccessTokenVerifier (settings: AccessTokenVerifierSettings
       return entry !== undefined && entry.token === token ? entry : undefined
     },
 
-    /** Full verification of a token that is not cached. Throws coded bearer errors. */
-    verify (token: string, key: string): VerifiedToken | Promise<VerifiedToken> {
+    /**
+     * Full verification of a token that is not cached. Throws coded bearer errors; a token whose
+     * `iss` is not ours (and whose kid names no key of ours) is FOREIGN, so that authenticate can
+     * hand it to the trusted issuers without an error made and thrown away on every request.
+     */
+    verify (token: string, key: string): VerifiedToken | Promise<VerifiedToken> | typeof FOREIGN {
       checkShape(token)
       const segment = token.slice(0, token.indexOf('.'))
       const known = knownHeaders.get(segment)
@@ -95,8 +102,11 @@ export function createAccessTokenVerifier (settings: AccessTokenVerifierSettings
       const ringKey = typeof kid === 'string' ? ring.get(kid) : undefined
       // One of our keys, in its own algorithm: the signature is checked before anything else.
       if (ringKey !== undefined && header.alg === ringKey.key.alg) return checkWith(token, key, ringKey, header, segment)
-      // Not a token of a key we hold. Whose is it? Another issuer's goes elsewhere (UNTRUSTED_ISSUER).
-      checkIssuer(token, issuer)
+      // Not a token of a key we hold. Whose is it? Another issuer's goes elsewhere.
+      const iss = peekIssuer(token)
+      if (iss === undefined) throw bearerError('MISSING_CLAIM', 'The token lacks the iss claim')
+      // Anything but our exact string (another string, an array that contains it, ...) is not us.
+      if (iss !== issuer) return FOREIGN
       const checked = checkHeader(header)
       if (ringKey !== undefined) throw bearerError('INVALID_TOKEN', 'The token algorithm does not match its key')
       // An unknown kid that claims our issuer: another instance or the CLI may have rotated.

@@ -4,9 +4,10 @@ import t, { type Test } from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { randomUUID } from 'node:crypto'
+import { generateKeyPairSync, randomUUID } from 'node:crypto'
+import { createSigner } from 'fast-jwt'
 import { openKeyRing, type KeyRingLog } from '../../plugins/tokens/key-ring.ts'
-import { createAccessTokenVerifier } from '../../plugins/tokens/access-token-verifier.ts'
+import { createAccessTokenVerifier, FOREIGN, type VerifiedToken } from '../../plugins/tokens/access-token-verifier.ts'
 import { createPrincipals } from '../../plugins/tokens/principal.ts'
 import { createTokens, resolveOptions, rotateKey } from '../../plugins/tokens/index.ts'
 import { cacheKeyOf } from '../../lib/verified-cache.ts'
@@ -80,7 +81,7 @@ t.test('verifier: a token of the ring verifies, is cached on its second sighting
   const verifier = createAccessTokenVerifier({ issuer: ISSUER, accessTokenTtl: 900, verifiedCacheSize: 100, offload: false }, keys)
   const token = keys.signerOf(keys.signing())(claims())
   const key = cacheKeyOf(token)
-  const first = await verifier.verify(token, key)
+  const first = await verifier.verify(token, key) as VerifiedToken
   t.equal(first.token, token)
   t.equal(verifier.lookup(token, key, Date.now()), undefined, 'a first sighting only marks the token')
   await verifier.verify(token, key)
@@ -92,6 +93,22 @@ t.test('verifier: a token of the ring verifies, is cached on its second sighting
   t.throws(() => verifier.verify(forged, cacheKeyOf(forged)), { code: 'INVALID_SIGNATURE' })
   const expired = keys.signerOf(keys.signing())(claims({ iat: 1_000, exp: 2_000 }))
   t.throws(() => verifier.verify(expired, cacheKeyOf(expired)), { code: 'TOKEN_EXPIRED' })
+})
+
+t.test('verifier: a token of another issuer is FOREIGN, without an error; one without iss is refused', async (t) => {
+  const keys = ring(t, keysDir(t))
+  const verifier = createAccessTokenVerifier({ issuer: ISSUER, accessTokenTtl: 900, verifiedCacheSize: 100, offload: false }, keys)
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const other = createSigner({ key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), algorithm: 'RS256', kid: 'someone-else' })
+  const foreign = other({ iss: 'https://idp.example.com', sub: 'x', aud: 'api', exp: Math.floor(Date.now() / 1000) + 60 })
+  t.equal(verifier.verify(foreign, cacheKeyOf(foreign)), FOREIGN)
+  const arrayIss = other({ iss: [ISSUER], sub: 'x', exp: Math.floor(Date.now() / 1000) + 60 })
+  t.equal(verifier.verify(arrayIss, cacheKeyOf(arrayIss)), FOREIGN, 'an array containing our issuer is not our issuer')
+  const noIss = other({ sub: 'x', exp: Math.floor(Date.now() / 1000) + 60 })
+  t.throws(() => verifier.verify(noIss, cacheKeyOf(noIss)), { code: 'MISSING_CLAIM' })
+  // Our issuer with a kid we do not hold is ours to refuse (after a reload), never FOREIGN.
+  const ours = other({ iss: ISSUER, sub: 'x', exp: Math.floor(Date.now() / 1000) + 60 })
+  await t.rejects(async () => await verifier.verify(ours, cacheKeyOf(ours)), { code: 'INVALID_TOKEN' })
 })
 
 t.test('verifier: retiring a key empties the cache of its tokens', async (t) => {
