@@ -30,6 +30,9 @@ export interface SqliteConnection {
   connection: () => Promise<SqlConnection>
 }
 
+/** The pool of a PostgreSQL client the store created, as its driver adapter offers it (`$1` placeholders). */
+export type PostgresConnection = SqliteConnection
+
 /** SQL with `?` placeholders and its values; each value's type is inferred (Date, number, string, null). */
 export function sql (text: string, args: unknown[]): SqlQuery {
   return {

@@ -20,6 +20,7 @@ async function credentialsPlugin (fastify: FastifyInstance, input: CredentialsOp
   const credentials = await createCredentials(options, {
     prisma: fastify.store.prisma,
     sqlite: fastify.store.sqlite,
+    postgres: fastify.store.postgres,
     bus: fastify.bus,
     audit: fastify.hasDecorator('audit') ? fastify.getDecorator<Audit>('audit') : null,
     loginThrottle: () => fastify.hasDecorator('loginThrottle') ? fastify.getDecorator<LoginThrottle>('loginThrottle') : null,

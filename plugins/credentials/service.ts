@@ -5,7 +5,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { ValidationError } from '../../lib/input.ts'
 import { basicError, gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
 import type { PrismaClient } from '../store/index.ts'
-import type { SqliteConnection } from '../../lib/sql-connection.ts'
+import type { PostgresConnection, SqliteConnection } from '../../lib/sql-connection.ts'
 import type { User } from '../../prisma/generated/sqlite/client.ts'
 import type { Bus } from '../redis/index.ts'
 import type { Audit, AuditEventInput } from '../audit/index.ts'
@@ -25,6 +25,8 @@ export interface CredentialsDeps {
   prisma: PrismaClient
   /** The store's SQLite connection (`fastify.store.sqlite`), when it created the client: a login's statements skip Prisma's client runtime. */
   sqlite?: SqliteConnection
+  /** The store's PostgreSQL pool (`fastify.store.postgres`), when it created the client: the same, on PostgreSQL. */
+  postgres?: PostgresConnection
   bus: Bus
   audit: Audit | null
   /** The per-account throttle when one is registered. */
@@ -101,7 +103,7 @@ export async function createCredentials (options: ResolvedCredentialsOptions, de
   const hasher: Hasher = createHasher(options.argon2, options.hashConcurrency, options.hashQueueSize)
   // Unknown emails are verified against this, so they cost what a real account costs.
   const dummyHash = await hasher.hash(randomBytes(32).toString('base64url'))
-  const signIns = createSignInStore(prisma, deps.sqlite)
+  const signIns = createSignInStore(prisma, deps.sqlite, deps.postgres)
 
   // Keyed hash of Basic credentials: a cache dump reveals neither the password nor a value
   // that can be attacked offline without this per-process secret.

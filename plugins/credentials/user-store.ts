@@ -5,7 +5,7 @@
 // store's own SQLite client they go to its driver adapter connection directly (`store.sqlite`, as
 // the refresh rotation does), without the client's request pipeline.
 import type { PrismaClient } from '../store/index.ts'
-import { firstRow, sql, type SqliteConnection } from '../../lib/sql-connection.ts'
+import { firstRow, sql, type PostgresConnection, type SqliteConnection } from '../../lib/sql-connection.ts'
 import type { User } from '../../prisma/generated/sqlite/client.ts'
 
 export interface SignInStore {
@@ -59,15 +59,23 @@ const FIND_SQL = `
 const STAMP_SQL = 'UPDATE users SET last_login_at = ?, updated_at = ? WHERE id = ? AND password_hash = ?'
 const DATE_COLUMNS = new Set(['password_changed_at', 'last_login_at', 'deleted_at', 'created_at', 'updated_at', 'email_verified_at'])
 
-export function createSignInStore (prisma: PrismaClient, sqlite?: SqliteConnection): SignInStore {
-  if (sqlite !== undefined) {
+// PostgreSQL's placeholders are numbered.
+const FIND_PG = FIND_SQL.replace('email = ?', 'email = $1')
+const STAMP_PG = 'UPDATE users SET last_login_at = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4'
+
+/** `sqlite` / `postgres`: the store's own connection (`store.sqlite`, `store.postgres`), when it created the client. */
+export function createSignInStore (prisma: PrismaClient, sqlite?: SqliteConnection, postgres?: PostgresConnection): SignInStore {
+  const direct = sqlite ?? postgres
+  if (direct !== undefined) {
+    const find = sqlite === undefined ? FIND_PG : FIND_SQL
+    const stamp = sqlite === undefined ? STAMP_PG : STAMP_SQL
     return {
       async findByEmail (email) {
-        const row = firstRow<RawUser>(await (await sqlite.connection()).queryRaw(sql(FIND_SQL, [email])), DATE_COLUMNS)
+        const row = firstRow<RawUser>(await (await direct.connection()).queryRaw(sql(find, [email])), DATE_COLUMNS)
         return row === null ? null : toUser(row)
       },
       async stampLogin (userId, verifiedHash, now) {
-        return await (await sqlite.connection()).executeRaw(sql(STAMP_SQL, [now, now, userId, verifiedHash])) === 1
+        return await (await direct.connection()).executeRaw(sql(stamp, [now, now, userId, verifiedHash])) === 1
       }
     }
   }

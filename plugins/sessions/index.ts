@@ -15,7 +15,7 @@ async function sessionsPlugin (fastify: FastifyInstance, input: SessionsOptions)
   const options = resolveOptions(input)
   const tokens = (fastify as unknown as { tokens: TokenIssuer }).tokens
   const audit = fastify.hasDecorator('audit') ? (fastify as unknown as { audit: AuditSink }).audit : undefined
-  fastify.decorate('sessions', createSessionService({ prisma: fastify.store.prisma, provider: fastify.store.provider, sqlite: fastify.store.sqlite, tokens, audit, log: fastify.log, options }))
+  fastify.decorate('sessions', createSessionService({ prisma: fastify.store.prisma, provider: fastify.store.provider, sqlite: fastify.store.sqlite, postgres: fastify.store.postgres, tokens, audit, log: fastify.log, options }))
 }
 
 export const sessions = fp(sessionsPlugin, {

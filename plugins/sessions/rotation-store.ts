@@ -12,7 +12,7 @@
 //    a refresh's memory (docs/sessions.md, "Cost of a rotation").
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import type { PrismaClient, Provider } from '../store/index.ts'
-import { firstRow, inTransaction, sql, type SqliteConnection } from '../../lib/sql-connection.ts'
+import { firstRow, inTransaction, sql, type PostgresConnection, type SqliteConnection } from '../../lib/sql-connection.ts'
 
 /** The presented token's row with its family, user and session authentication. */
 export interface RotationRow {
@@ -120,13 +120,35 @@ const ACTIVITY_SQL = `
   UPDATE refresh_families SET last_used_at = ?, ip = ?, user_agent = ?
   WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_hash = ? AND successor_id = ?)`
 
+// PostgreSQL through the store's own pool (`$n` placeholders): the read, and the rotation's one statement.
+const READ_PG = READ_SQL.replace('t.token_hash = ?', 't.token_hash = $1')
+
+const ROTATE_PG = `
+  WITH won AS (
+    UPDATE refresh_tokens t SET used_at = $1, successor_id = $2
+    FROM refresh_families f, users u
+    WHERE t.token_hash = $3 AND t.client_id = $4
+      AND t.used_at IS NULL AND t.revoked_at IS NULL
+      AND t.idle_expires_at > $1 AND t.absolute_expires_at > $1
+      AND f.id = t.family_id AND f.revoked_at IS NULL
+      AND u.id = t.user_id AND u.deleted_at IS NULL AND u.status = 'active'
+      AND u.token_version = $5 AND u.roles = $6
+    RETURNING t.id, t.family_id, t.user_id
+  )
+  INSERT INTO refresh_tokens (id, family_id, user_id, client_id, token_hash, parent_id, idle_expires_at, absolute_expires_at, created_at)
+  SELECT $2, won.family_id, won.user_id, $4, $7, won.id, $8, $9, $1
+  FROM won
+  RETURNING id`
+
+const ACTIVITY_PG = 'UPDATE refresh_families SET last_used_at = $1, ip = $2, user_agent = $3 WHERE id = $4'
+
 const DATE_COLUMNS = new Set(['used_at', 'revoked_at', 'idle_expires_at', 'absolute_expires_at', 'f_created_at', 'f_absolute_expires_at', 'f_revoked_at', 'u_deleted_at', 'a_auth_time'])
 
-export function createRotationStore (prisma: PrismaClient, provider: Provider, sqlite?: SqliteConnection): RotationStore {
-  async function readSqlite (tokenHash: string): Promise<RotationRow | null> {
-    const connection = await sqlite!.connection()
-    // SQLite DateTime columns come as the ISO text Prisma stores (or epoch ms); integers as decimal strings (toRow).
-    const row = firstRow<RawRow>(await connection.queryRaw(sql(READ_SQL, [tokenHash])), DATE_COLUMNS)
+export function createRotationStore (prisma: PrismaClient, provider: Provider, sqlite?: SqliteConnection, postgres?: PostgresConnection): RotationStore {
+  async function readDirect (tokenHash: string): Promise<RotationRow | null> {
+    const connection = await (provider === 'postgresql' ? postgres! : sqlite!).connection()
+    // DateTime columns come as text (SQLite: as Prisma stores it, or epoch ms); integers maybe as decimal strings (toRow).
+    const row = firstRow<RawRow>(await connection.queryRaw(sql(provider === 'postgresql' ? READ_PG : READ_SQL, [tokenHash])), DATE_COLUMNS)
     return row === null ? null : toRow(row)
   }
 
@@ -178,6 +200,16 @@ export function createRotationStore (prisma: PrismaClient, provider: Provider, s
     return rows.length === 1
   }
 
+  async function rotatePostgresDirect (w: RotationWrite): Promise<boolean> {
+    const s = w.successor
+    const result = await (await postgres!.connection()).queryRaw(sql(ROTATE_PG, [w.now, s.id, w.tokenHash, w.clientId, w.tokenVersion, w.roles, s.tokenHash, s.idleExpiresAt, s.absoluteExpiresAt]))
+    return result.rows.length === 1
+  }
+
+  async function noteActivityDirect (familyId: string, now: Date, activity: { ip: string | null, userAgent: string | null }): Promise<void> {
+    await (await postgres!.connection()).executeRaw(sql(ACTIVITY_PG, [now, activity.ip, activity.userAgent, familyId]))
+  }
+
   // An app's own SQLite client: Prisma's raw queries. Its adapter is paced only if the app wrapped
   // it (pacedSqliteAdapter); the yield keeps a queue of these transactions from running as one turn.
   async function rotateSqlite (w: RotationWrite): Promise<boolean> {
@@ -207,11 +239,10 @@ export function createRotationStore (prisma: PrismaClient, provider: Provider, s
     await prisma.$executeRaw`UPDATE refresh_families SET last_used_at = ${now}, ip = ${activity.ip}, user_agent = ${activity.userAgent} WHERE id = ${familyId}`
   }
 
-  const direct = provider === 'sqlite' && sqlite !== undefined
-  return {
-    read: direct ? readSqlite : read,
-    rotate: provider === 'postgresql' ? rotatePostgres : direct ? rotateSqliteDirect : rotateSqlite,
-    recordsActivity: provider !== 'postgresql',
-    noteActivity
+  if (provider === 'postgresql') {
+    const direct = postgres !== undefined
+    return { read: direct ? readDirect : read, rotate: direct ? rotatePostgresDirect : rotatePostgres, recordsActivity: false, noteActivity: direct ? noteActivityDirect : noteActivity }
   }
+  const direct = sqlite !== undefined
+  return { read: direct ? readDirect : read, rotate: direct ? rotateSqliteDirect : rotateSqlite, recordsActivity: true, noteActivity }
 }

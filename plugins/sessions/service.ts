@@ -6,7 +6,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { gatehouseError, isGatehouseError, serviceUnavailable, type GatehouseError } from '../../lib/errors.ts'
 import { isInfrastructureError, translatePrismaError } from '../../lib/database-errors.ts'
 import type { PrismaClient, Provider } from '../store/index.ts'
-import type { SqliteConnection } from '../../lib/sql-connection.ts'
+import type { PostgresConnection, SqliteConnection } from '../../lib/sql-connection.ts'
 import type { ResolvedSessionsOptions } from './options.ts'
 import { REVOCATION_MARGIN_SECONDS } from './options.ts'
 import {
@@ -67,6 +67,8 @@ export interface SessionDependencies {
   provider: Provider
   /** The store's SQLite connection (`fastify.store.sqlite`), when it created the client: the rotation's statements skip Prisma's client runtime. */
   sqlite?: SqliteConnection
+  /** The store's PostgreSQL pool (`fastify.store.postgres`), when it created the client: the same, on PostgreSQL. */
+  postgres?: PostgresConnection
   tokens: TokenIssuer
   audit?: AuditSink
   log?: FastifyBaseLogger
@@ -111,8 +113,8 @@ function sessionAmr (authentication: { amr: string } | null | undefined): string
 export function createSessionService (deps: SessionDependencies) {
   const { prisma, tokens, audit, options } = deps
   const clock = options.clock
-  const rotation = createRotationStore(prisma, deps.provider, deps.sqlite)
-  const createFamily = createFamilyStore(prisma, deps.provider, deps.sqlite)
+  const rotation = createRotationStore(prisma, deps.provider, deps.sqlite, deps.postgres)
+  const createFamily = createFamilyStore(prisma, deps.provider, deps.sqlite, deps.postgres)
 
   function revocationHorizon (): number {
     return Math.floor(clock() / 1000) + options.accessTokenTtl + REVOCATION_MARGIN_SECONDS

@@ -8,7 +8,7 @@ import type { PrismaClient as SqliteClient } from '../../prisma/generated/sqlite
 import { importPeer } from '../../lib/peer.ts'
 import { parseDatabaseUrl, type Provider } from './database-url.ts'
 import { createTurns, pacedSqliteAdapter } from './sqlite-turns.ts'
-import type { SqlConnection, SqliteConnection } from '../../lib/sql-connection.ts'
+import type { PostgresConnection, SqlConnection, SqliteConnection } from '../../lib/sql-connection.ts'
 
 export type PrismaClient = SqliteClient
 export type { Prisma } from '../../prisma/generated/sqlite/client.ts'
@@ -27,6 +27,26 @@ export interface CreatedClient {
   provider: Provider
   /** SQLite: the client's own connection, for statements that skip Prisma's client runtime. */
   sqlite?: SqliteConnection
+  /** PostgreSQL: the client's own pool through its driver adapter, for the same statements. */
+  postgres?: PostgresConnection
+}
+
+/** The driver adapter factory, telling `onConnect` each adapter (connection or pool) it makes. */
+function observed<F extends object> (factory: F, onConnect: (adapter: SqlConnection) => void): F {
+  return new Proxy(factory, {
+    get (target, prop) {
+      const value: unknown = Reflect.get(target, prop, target)
+      if (typeof value !== 'function') return value
+      if (prop === 'connect') {
+        return async () => {
+          const adapter = await (value as () => Promise<SqlConnection>).call(target)
+          onConnect(adapter)
+          return adapter
+        }
+      }
+      return (value as (...a: unknown[]) => unknown).bind(target)
+    }
+  })
 }
 
 export async function createPrismaClient (databaseUrl: string, options: ClientOptions = {}): Promise<CreatedClient> {
@@ -61,10 +81,19 @@ export async function createPrismaClient (databaseUrl: string, options: ClientOp
     importPeer('@prisma/client', NEEDED_BY, () => import('../../prisma/generated/postgresql/client.ts')),
     importPeer('@prisma/adapter-pg', NEEDED_BY, () => import('@prisma/adapter-pg'))
   ])
-  const adapter = new PrismaPg({
+  let connected: SqlConnection | undefined
+  const adapter = observed(new PrismaPg({
     connectionString: target.url,
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 3000
-  })
-  return { prisma: new PrismaClient({ adapter }) as unknown as PrismaClient, provider: 'postgresql' }
+  }), (a) => { connected = a })
+  const prisma = new PrismaClient({ adapter }) as unknown as PrismaClient
+  const postgres: PostgresConnection = {
+    connection: async () => {
+      if (connected === undefined) await prisma.$connect()
+      if (connected === undefined) throw new Error('gatehouse-store: the PostgreSQL driver adapter did not connect')
+      return connected
+    }
+  }
+  return { prisma, provider: 'postgresql', postgres }
 }

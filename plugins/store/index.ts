@@ -3,7 +3,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { createPrismaClient, type PrismaClient } from './client.ts'
-import type { SqliteConnection } from '../../lib/sql-connection.ts'
+import type { PostgresConnection, SqliteConnection } from '../../lib/sql-connection.ts'
 import { isInfrastructureError, translatePrismaError } from '../../lib/database-errors.ts'
 import { StartupError } from '../../lib/startup-error.ts'
 import { migrate, pendingMigrations, MigrationError } from './migrate.ts'
@@ -35,6 +35,8 @@ export interface Store {
   ping: (timeoutMs?: number) => Promise<boolean>
   /** SQLite, when the store created the client: its connection, for statements that skip Prisma's client runtime. */
   sqlite?: SqliteConnection
+  /** PostgreSQL, when the store created the client: its pool through the driver adapter, for the same statements. */
+  postgres?: PostgresConnection
 }
 
 declare module 'fastify' {
@@ -70,6 +72,7 @@ async function storePlugin (fastify: FastifyInstance, options: StoreOptions): Pr
   let raw: PrismaClient
   let provider: Provider
   let sqlite: SqliteConnection | undefined
+  let postgres: PostgresConnection | undefined
   const owned = options.prisma === undefined
   if (options.prisma !== undefined) {
     raw = options.prisma
@@ -88,7 +91,7 @@ async function storePlugin (fastify: FastifyInstance, options: StoreOptions): Pr
           throw new MigrationError(`the database has ${pending.length} pending migration(s) (${pending.join(', ')}): run \`npm run migrate\` (or \`gatehouse migrate\`) with the same DATABASE_URL first`)
         }
       }
-      ;({ prisma: raw, provider, sqlite } = await createPrismaClient(databaseUrl, { poolSize: options.poolSize }))
+      ;({ prisma: raw, provider, sqlite, postgres } = await createPrismaClient(databaseUrl, { poolSize: options.poolSize }))
     } catch (err) {
       throw unreachable(err, databaseUrl)
     }
@@ -105,7 +108,7 @@ async function storePlugin (fastify: FastifyInstance, options: StoreOptions): Pr
     }
   }
 
-  fastify.decorate('store', { prisma, provider, ping, ...(sqlite === undefined ? {} : { sqlite }) })
+  fastify.decorate('store', { prisma, provider, ping, ...(sqlite === undefined ? {} : { sqlite }), ...(postgres === undefined ? {} : { postgres }) })
   if (owned) {
     fastify.addHook('onClose', async () => {
       // A pool connection that died in the middle of a transaction may never be released by the
@@ -131,6 +134,6 @@ export type { User } from '../../prisma/generated/sqlite/client.ts'
 export type { Provider } from './database-url.ts'
 export { createPrismaClient, type ClientOptions, type CreatedClient } from './client.ts'
 export { pacedSqliteAdapter, createTurns, type Turns } from './sqlite-turns.ts'
-export type { SqliteConnection, SqlConnection, SqlTransaction, SqlQuery, SqlResultSet } from '../../lib/sql-connection.ts'
+export type { SqliteConnection, PostgresConnection, SqlConnection, SqlTransaction, SqlQuery, SqlResultSet } from '../../lib/sql-connection.ts'
 export { MissingPeerError } from '../../lib/peer.ts'
 export { ERRORS, gatehouseError, isGatehouseError, type ErrorCode, type GatehouseError } from '../../lib/errors.ts'

@@ -1,6 +1,6 @@
 // The raw statements of a password sign-in and of a new session (plugins/credentials/user-store.ts,
-// plugins/sessions/family-store.ts) on SQLite and PostgreSQL, through Prisma's raw queries and (on
-// the store's own SQLite client) its adapter connection: what they write reads back through the
+// plugins/sessions/family-store.ts) on SQLite and PostgreSQL, through Prisma's raw queries and
+// through the driver adapter connection of the client the store creates: what they write reads back through the
 // ORM exactly as the ORM would have written it, and the login stamp stays conditional.
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
@@ -9,17 +9,16 @@ import { createPrismaClient } from '../../plugins/store/client.ts'
 import { createSignInStore } from '../../plugins/credentials/user-store.ts'
 import { createFamilyStore } from '../../plugins/sessions/family-store.ts'
 
-const paths = (provider: string): Array<{ path: string, direct: boolean }> =>
-  provider === 'sqlite' ? [{ path: 'raw queries', direct: false }, { path: 'the adapter connection', direct: true }] : [{ path: 'raw queries', direct: false }]
+const paths = [{ path: 'raw queries', direct: false }, { path: 'the adapter connection', direct: true }]
 
-for (const { provider, skip } of await providers()) for (const { path, direct } of paths(provider)) {
+for (const { provider, skip } of await providers()) for (const { path, direct } of paths) {
   t.test(`raw sign-in statements on ${provider}, ${path}`, { skip }, async (t) => {
     const db = await createTestDatabase(provider)
-    const { prisma, sqlite } = await createPrismaClient(db.url)
+    const { prisma, sqlite, postgres } = await createPrismaClient(db.url)
     t.teardown(async () => { await prisma.$disconnect(); await db.drop() })
-    if (direct) t.ok(sqlite, 'the store\'s SQLite client offers its connection')
-    const signIns = createSignInStore(prisma, direct ? sqlite : undefined)
-    const createFamily = createFamilyStore(prisma, provider, direct ? sqlite : undefined)
+    if (direct) t.ok(provider === 'sqlite' ? sqlite : postgres, 'the client the store creates offers its connection')
+    const signIns = direct ? createSignInStore(prisma, sqlite, postgres) : createSignInStore(prisma)
+    const createFamily = direct ? createFamilyStore(prisma, provider, sqlite, postgres) : createFamilyStore(prisma, provider)
 
     const created = await prisma.user.create({
       data: { email: 'raw@example.com', name: 'Raw Reader', passwordHash: '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA', roles: '["user","auditor"]', tokenVersion: 3, passwordChangedAt: new Date('2026-01-02T03:04:05.678Z'), emailVerifiedAt: new Date('2026-02-03T04:05:06.789Z') }
