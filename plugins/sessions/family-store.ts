@@ -29,7 +29,7 @@ const FAMILY_SQL = 'INSERT INTO refresh_families (id, user_id, client_id, absolu
 const TOKEN_SQL = 'INSERT INTO refresh_tokens (id, family_id, user_id, client_id, token_hash, idle_expires_at, absolute_expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
 const AUTHENTICATION_SQL = 'INSERT INTO session_authentications (family_id, amr, auth_time) VALUES (?, ?, ?)'
 
-// PostgreSQL through the store's own pool: the same statement as createPostgres, `$n` placeholders.
+// PostgreSQL (`$n` placeholders), through the store's own pool or Prisma's raw queries.
 const FAMILY_PG = `
   WITH family AS (
     INSERT INTO refresh_families (id, user_id, client_id, absolute_expires_at, created_at, ip, user_agent)
@@ -52,72 +52,43 @@ const FAMILY_AUTHENTICATION_PG = `
   INSERT INTO session_authentications (family_id, amr, auth_time)
   SELECT family.id, $11, $12 FROM family`
 
+/** PostgreSQL: the one statement of a new family (with its authentication when it has one). */
+function postgresStatement (f: NewFamily): { text: string, args: unknown[] } {
+  const args: unknown[] = [f.id, f.userId, f.clientId, f.absoluteExpiresAt, f.now, f.activity.ip, f.activity.userAgent, randomUUID(), f.token.tokenHash, f.token.idleExpiresAt]
+  if (f.authentication === null) return { text: FAMILY_PG, args }
+  return { text: FAMILY_AUTHENTICATION_PG, args: [...args, f.authentication.amr, f.authentication.authTime] }
+}
+
+/** SQLite: the statements of a new family, for one transaction. */
+function sqliteStatements (f: NewFamily): Array<{ text: string, args: unknown[] }> {
+  const statements = [
+    { text: FAMILY_SQL, args: [f.id, f.userId, f.clientId, f.absoluteExpiresAt, f.now, f.activity.ip, f.activity.userAgent] },
+    { text: TOKEN_SQL, args: [randomUUID(), f.id, f.userId, f.clientId, f.token.tokenHash, f.token.idleExpiresAt, f.absoluteExpiresAt, f.now] }
+  ]
+  if (f.authentication !== null) statements.push({ text: AUTHENTICATION_SQL, args: [f.id, f.authentication.amr, f.authentication.authTime] })
+  return statements
+}
+
 export function createFamilyStore (prisma: PrismaClient, provider: Provider, sqlite?: SqliteConnection, postgres?: PostgresConnection): CreateFamily {
-  async function createPostgresDirect (f: NewFamily): Promise<void> {
-    const args: unknown[] = [f.id, f.userId, f.clientId, f.absoluteExpiresAt, f.now, f.activity.ip, f.activity.userAgent, randomUUID(), f.token.tokenHash, f.token.idleExpiresAt]
-    const connection = await postgres!.connection()
-    if (f.authentication === null) await connection.executeRaw(sql(FAMILY_PG, args))
-    else await connection.executeRaw(sql(FAMILY_AUTHENTICATION_PG, [...args, f.authentication.amr, f.authentication.authTime]))
+  async function createPostgres (f: NewFamily): Promise<void> {
+    const { text, args } = postgresStatement(f)
+    if (postgres !== undefined) await (await postgres.connection()).executeRaw(sql(text, args))
+    else await prisma.$executeRawUnsafe(text, ...args)
   }
 
-  async function createPostgres (f: NewFamily): Promise<void> {
-    const tokenId = randomUUID()
-    if (f.authentication === null) {
-      await prisma.$executeRaw`
-        WITH family AS (
-          INSERT INTO refresh_families (id, user_id, client_id, absolute_expires_at, created_at, ip, user_agent)
-          VALUES (${f.id}, ${f.userId}, ${f.clientId}, ${f.absoluteExpiresAt}, ${f.now}, ${f.activity.ip}, ${f.activity.userAgent})
-          RETURNING id
-        )
-        INSERT INTO refresh_tokens (id, family_id, user_id, client_id, token_hash, idle_expires_at, absolute_expires_at, created_at)
-        SELECT ${tokenId}, family.id, ${f.userId}, ${f.clientId}, ${f.token.tokenHash}, ${f.token.idleExpiresAt}, ${f.absoluteExpiresAt}, ${f.now}
-        FROM family`
+  async function createSqlite (f: NewFamily): Promise<void> {
+    const statements = sqliteStatements(f)
+    if (sqlite !== undefined) {
+      const connection = await sqlite.connection()
+      await inTransaction(connection, async (tx) => {
+        for (const st of statements) await tx.executeRaw(sql(st.text, st.args))
+      })
       return
     }
-    await prisma.$executeRaw`
-      WITH family AS (
-        INSERT INTO refresh_families (id, user_id, client_id, absolute_expires_at, created_at, ip, user_agent)
-        VALUES (${f.id}, ${f.userId}, ${f.clientId}, ${f.absoluteExpiresAt}, ${f.now}, ${f.activity.ip}, ${f.activity.userAgent})
-        RETURNING id
-      ), token AS (
-        INSERT INTO refresh_tokens (id, family_id, user_id, client_id, token_hash, idle_expires_at, absolute_expires_at, created_at)
-        SELECT ${tokenId}, family.id, ${f.userId}, ${f.clientId}, ${f.token.tokenHash}, ${f.token.idleExpiresAt}, ${f.absoluteExpiresAt}, ${f.now}
-        FROM family
-      )
-      INSERT INTO session_authentications (family_id, amr, auth_time)
-      SELECT family.id, ${f.authentication.amr}, ${f.authentication.authTime} FROM family`
-  }
-
-  async function createSqliteDirect (f: NewFamily): Promise<void> {
-    const tokenId = randomUUID()
-    const connection = await sqlite!.connection()
-    await inTransaction(connection, async (tx) => {
-      await tx.executeRaw(sql(FAMILY_SQL, [f.id, f.userId, f.clientId, f.absoluteExpiresAt, f.now, f.activity.ip, f.activity.userAgent]))
-      await tx.executeRaw(sql(TOKEN_SQL, [tokenId, f.id, f.userId, f.clientId, f.token.tokenHash, f.token.idleExpiresAt, f.absoluteExpiresAt, f.now]))
-      if (f.authentication !== null) await tx.executeRaw(sql(AUTHENTICATION_SQL, [f.id, f.authentication.amr, f.authentication.authTime]))
-    })
-  }
-
-  // An app's own SQLite client: Prisma's raw queries, after a yield (see rotation-store.ts).
-  async function createSqlite (f: NewFamily): Promise<void> {
-    const tokenId = randomUUID()
-    // A synchronous driver: see rotation-store.ts (sockets are read between batches of writes).
+    // An app's own client: a synchronous driver, see rotation-store.ts (sockets are read between batches of writes).
     await yieldToEventLoop()
-    const statements = [
-      prisma.$executeRaw`
-        INSERT INTO refresh_families (id, user_id, client_id, absolute_expires_at, created_at, ip, user_agent)
-        VALUES (${f.id}, ${f.userId}, ${f.clientId}, ${f.absoluteExpiresAt}, ${f.now}, ${f.activity.ip}, ${f.activity.userAgent})`,
-      prisma.$executeRaw`
-        INSERT INTO refresh_tokens (id, family_id, user_id, client_id, token_hash, idle_expires_at, absolute_expires_at, created_at)
-        VALUES (${tokenId}, ${f.id}, ${f.userId}, ${f.clientId}, ${f.token.tokenHash}, ${f.token.idleExpiresAt}, ${f.absoluteExpiresAt}, ${f.now})`
-    ]
-    if (f.authentication !== null) {
-      statements.push(prisma.$executeRaw`
-        INSERT INTO session_authentications (family_id, amr, auth_time) VALUES (${f.id}, ${f.authentication.amr}, ${f.authentication.authTime})`)
-    }
-    await prisma.$transaction(statements)
+    await prisma.$transaction(statements.map((st) => prisma.$executeRawUnsafe(st.text, ...st.args)))
   }
 
-  if (provider === 'postgresql') return postgres === undefined ? createPostgres : createPostgresDirect
-  return sqlite === undefined ? createSqlite : createSqliteDirect
+  return provider === 'postgresql' ? createPostgres : createSqlite
 }

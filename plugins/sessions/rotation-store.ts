@@ -141,6 +141,7 @@ const ROTATE_PG = `
   RETURNING id`
 
 const ACTIVITY_PG = 'UPDATE refresh_families SET last_used_at = $1, ip = $2, user_agent = $3 WHERE id = $4'
+const FAMILY_ACTIVITY_SQL = 'UPDATE refresh_families SET last_used_at = ?, ip = ?, user_agent = ? WHERE id = ?'
 
 const DATE_COLUMNS = new Set(['used_at', 'revoked_at', 'idle_expires_at', 'absolute_expires_at', 'f_created_at', 'f_absolute_expires_at', 'f_revoked_at', 'u_deleted_at', 'a_auth_time'])
 
@@ -163,40 +164,15 @@ export function createRotationStore (prisma: PrismaClient, provider: Provider, s
     })
   }
 
+  // The same statements through Prisma's raw queries, for an app's own client (`store: { prisma }`).
   async function read (tokenHash: string): Promise<RotationRow | null> {
-    const rows = await prisma.$queryRaw<RawRow[]>`
-      SELECT t.id, t.family_id, t.user_id, t.client_id, t.used_at, t.successor_id, t.revoked_at,
-             t.idle_expires_at, t.absolute_expires_at,
-             f.created_at AS f_created_at, f.absolute_expires_at AS f_absolute_expires_at,
-             f.revoked_at AS f_revoked_at, f.revoked_reason AS f_revoked_reason,
-             u.roles AS u_roles, u.token_version AS u_token_version, u.status AS u_status, u.deleted_at AS u_deleted_at,
-             a.amr AS a_amr, a.auth_time AS a_auth_time
-      FROM refresh_tokens t
-      JOIN refresh_families f ON f.id = t.family_id
-      JOIN users u ON u.id = t.user_id
-      LEFT JOIN session_authentications a ON a.family_id = t.family_id
-      WHERE t.token_hash = ${tokenHash}`
+    const rows = await prisma.$queryRawUnsafe<RawRow[]>(provider === 'postgresql' ? READ_PG : READ_SQL, tokenHash)
     return rows.length === 0 ? null : toRow(rows[0])
   }
 
   async function rotatePostgres (w: RotationWrite): Promise<boolean> {
     const s = w.successor
-    const rows = await prisma.$queryRaw<Array<{ id: string }>>`
-      WITH won AS (
-        UPDATE refresh_tokens t SET used_at = ${w.now}, successor_id = ${s.id}
-        FROM refresh_families f, users u
-        WHERE t.token_hash = ${w.tokenHash} AND t.client_id = ${w.clientId}
-          AND t.used_at IS NULL AND t.revoked_at IS NULL
-          AND t.idle_expires_at > ${w.now} AND t.absolute_expires_at > ${w.now}
-          AND f.id = t.family_id AND f.revoked_at IS NULL
-          AND u.id = t.user_id AND u.deleted_at IS NULL AND u.status = 'active'
-          AND u.token_version = ${w.tokenVersion} AND u.roles = ${w.roles}
-        RETURNING t.id, t.family_id, t.user_id
-      )
-      INSERT INTO refresh_tokens (id, family_id, user_id, client_id, token_hash, parent_id, idle_expires_at, absolute_expires_at, created_at)
-      SELECT ${s.id}, won.family_id, won.user_id, ${w.clientId}, ${s.tokenHash}, won.id, ${s.idleExpiresAt}, ${s.absoluteExpiresAt}, ${w.now}
-      FROM won
-      RETURNING id`
+    const rows = await prisma.$queryRawUnsafe<Array<{ id: string }>>(ROTATE_PG, w.now, s.id, w.tokenHash, w.clientId, w.tokenVersion, w.roles, s.tokenHash, s.idleExpiresAt, s.absoluteExpiresAt)
     return rows.length === 1
   }
 
@@ -210,33 +186,21 @@ export function createRotationStore (prisma: PrismaClient, provider: Provider, s
     await (await postgres!.connection()).executeRaw(sql(ACTIVITY_PG, [now, activity.ip, activity.userAgent, familyId]))
   }
 
-  // An app's own SQLite client: Prisma's raw queries. Its adapter is paced only if the app wrapped
-  // it (pacedSqliteAdapter); the yield keeps a queue of these transactions from running as one turn.
+  // An app's own SQLite client: its adapter is paced only if the app wrapped it
+  // (pacedSqliteAdapter); the yield keeps a queue of these transactions from running as one turn.
   async function rotateSqlite (w: RotationWrite): Promise<boolean> {
     const s = w.successor
     await yieldToEventLoop()
     const [won] = await prisma.$transaction([
-      prisma.$executeRaw`
-        UPDATE refresh_tokens SET used_at = ${w.now}, successor_id = ${s.id}
-        WHERE token_hash = ${w.tokenHash} AND client_id = ${w.clientId}
-          AND used_at IS NULL AND revoked_at IS NULL
-          AND idle_expires_at > ${w.now} AND absolute_expires_at > ${w.now}
-          AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL)
-          AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND u.deleted_at IS NULL AND u.status = 'active'
-                      AND u.token_version = ${w.tokenVersion} AND u.roles = ${w.roles})`,
-      prisma.$executeRaw`
-        INSERT INTO refresh_tokens (id, family_id, user_id, client_id, token_hash, parent_id, idle_expires_at, absolute_expires_at, created_at)
-        SELECT ${s.id}, family_id, user_id, client_id, ${s.tokenHash}, id, ${s.idleExpiresAt}, ${s.absoluteExpiresAt}, ${w.now}
-        FROM refresh_tokens WHERE token_hash = ${w.tokenHash} AND successor_id = ${s.id}`,
-      prisma.$executeRaw`
-        UPDATE refresh_families SET last_used_at = ${w.now}, ip = ${w.activity.ip}, user_agent = ${w.activity.userAgent}
-        WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_hash = ${w.tokenHash} AND successor_id = ${s.id})`
+      prisma.$executeRawUnsafe(ROTATE_SQL, w.now, s.id, w.tokenHash, w.clientId, w.now, w.now, w.tokenVersion, w.roles),
+      prisma.$executeRawUnsafe(SUCCESSOR_SQL, s.id, s.tokenHash, s.idleExpiresAt, s.absoluteExpiresAt, w.now, w.tokenHash, s.id),
+      prisma.$executeRawUnsafe(ACTIVITY_SQL, w.now, w.activity.ip, w.activity.userAgent, w.tokenHash, s.id)
     ])
     return won === 1
   }
 
   async function noteActivity (familyId: string, now: Date, activity: { ip: string | null, userAgent: string | null }): Promise<void> {
-    await prisma.$executeRaw`UPDATE refresh_families SET last_used_at = ${now}, ip = ${activity.ip}, user_agent = ${activity.userAgent} WHERE id = ${familyId}`
+    await prisma.$executeRawUnsafe(provider === 'postgresql' ? ACTIVITY_PG : FAMILY_ACTIVITY_SQL, now, activity.ip, activity.userAgent, familyId)
   }
 
   if (provider === 'postgresql') {

@@ -49,6 +49,18 @@ function observed<F extends object> (factory: F, onConnect: (adapter: SqlConnect
   })
 }
 
+/** The adapter `prisma` connected with (it connects on first use). */
+function ownConnection (prisma: PrismaClient, current: () => SqlConnection | undefined, what: string): SqliteConnection | PostgresConnection {
+  return {
+    connection: async () => {
+      if (current() === undefined) await prisma.$connect()
+      const connection = current()
+      if (connection === undefined) throw new Error(`gatehouse-store: the ${what} driver adapter did not connect`)
+      return connection
+    }
+  }
+}
+
 export async function createPrismaClient (databaseUrl: string, options: ClientOptions = {}): Promise<CreatedClient> {
   const target = parseDatabaseUrl(databaseUrl)
   if (target.provider === 'sqlite') {
@@ -68,14 +80,7 @@ export async function createPrismaClient (databaseUrl: string, options: ClientOp
       connected = a as unknown as SqlConnection
     })
     const prisma = new PrismaClient({ adapter })
-    const sqlite: SqliteConnection = {
-      connection: async () => {
-        if (connected === undefined) await prisma.$connect()
-        if (connected === undefined) throw new Error('gatehouse-store: the SQLite driver adapter did not connect')
-        return connected
-      }
-    }
-    return { prisma, provider: 'sqlite', sqlite }
+    return { prisma, provider: 'sqlite', sqlite: ownConnection(prisma, () => connected, 'SQLite') }
   }
   const [{ PrismaClient }, { PrismaPg }] = await Promise.all([
     importPeer('@prisma/client', NEEDED_BY, () => import('../../prisma/generated/postgresql/client.ts')),
@@ -88,12 +93,5 @@ export async function createPrismaClient (databaseUrl: string, options: ClientOp
     connectionTimeoutMillis: options.connectTimeoutMs ?? 3000
   }), (a) => { connected = a })
   const prisma = new PrismaClient({ adapter }) as unknown as PrismaClient
-  const postgres: PostgresConnection = {
-    connection: async () => {
-      if (connected === undefined) await prisma.$connect()
-      if (connected === undefined) throw new Error('gatehouse-store: the PostgreSQL driver adapter did not connect')
-      return connected
-    }
-  }
-  return { prisma, provider: 'postgresql', postgres }
+  return { prisma, provider: 'postgresql', postgres: ownConnection(prisma, () => connected, 'PostgreSQL') }
 }
