@@ -186,7 +186,7 @@ const revokeKeySchema = {
 } as const
 
 export default async function accountRoutes (fastify: FastifyInstance): Promise<void> {
-  const readProfile = createProfileReader(fastify.store.prisma, fastify.store.provider)
+  const readProfile = createProfileReader(fastify.store.prisma, fastify.store.provider, fastify.store.sqlite ?? fastify.store.postgres)
 
   fastify.post('/register', { schema: registerSchema, config: { rateLimitClass: 'register' } }, async (request, reply) => {
     const body = request.body as { email: string, password: string, name?: string }

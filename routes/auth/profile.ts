@@ -1,11 +1,14 @@
-// The account as GET /auth/me shows it, in one statement through the store's Prisma client (a raw
-// query, same driver adapter): the user's row, whether a confirmed TOTP factor exists, the number
-// of passkeys, the memberships with their organizations (aggregated into one JSON text column) and
-// one row per linked provider identity (a left join, so its timestamp keeps the column's type).
-// Read through the ORM the same answer was six statements (the relation and every count a query of
-// its own), each through the query compiler; the profile is read on every call, so it is one
-// round trip here.
+// The account as GET /auth/me shows it, in one statement: the user's row, whether a confirmed TOTP
+// factor exists, the number of passkeys, the memberships with their organizations (aggregated
+// into one JSON text column) and one row per linked provider identity (a left join, so its
+// timestamp keeps the column's type). Read through the ORM the same answer was six statements
+// (the relation and every count a query of its own), each through the query compiler; the
+// profile is read on every call, so it is one round trip here. On the store's own client it goes
+// to the driver adapter's connection directly (`store.sqlite`, `store.postgres`, as a login's
+// and a refresh's statements do), without the client's request pipeline; on an app's own client
+// the same text runs as a Prisma raw query.
 import type { PrismaClient, Provider } from '../../plugins/store/index.ts'
+import { rowsOf, sql, type PostgresConnection, type SqliteConnection } from '../../lib/sql-connection.ts'
 
 export interface ProfileRow {
   id: string
@@ -60,29 +63,26 @@ function toProfile (rows: RawRow[]): ProfileRow | null {
   }
 }
 
-export function createProfileReader (prisma: PrismaClient, provider: Provider): ProfileReader {
-  if (provider === 'postgresql') {
-    return async (userId) => toProfile(await prisma.$queryRaw<RawRow[]>`
-      SELECT u.id, u.email, u.name, u.deleted_at, u.email_verified_at,
-             CASE WHEN EXISTS (SELECT 1 FROM mfa_totp t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) THEN 1 ELSE 0 END AS totp,
-             (SELECT count(*) FROM webauthn_credentials w WHERE w.user_id = u.id) AS passkeys,
-             (SELECT json_agg(json_build_object('id', o.id, 'name', o.name, 'role', m.role))::text
-                FROM memberships m JOIN organizations o ON o.id = m.org_id WHERE m.user_id = u.id) AS orgs,
-             p.provider_id AS p_provider_id, p.email AS p_email, p.created_at AS p_created_at
-      FROM users u
-      LEFT JOIN provider_identities p ON p.user_id = u.id
-      WHERE u.id = ${userId}
-      ORDER BY p.created_at ASC`)
+const SELECT = (orgs: string, id: string): string => `
+  SELECT u.id, u.email, u.name, u.deleted_at, u.email_verified_at,
+         CASE WHEN EXISTS (SELECT 1 FROM mfa_totp t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) THEN 1 ELSE 0 END AS totp,
+         (SELECT count(*) FROM webauthn_credentials w WHERE w.user_id = u.id) AS passkeys,
+         (SELECT ${orgs} FROM memberships m JOIN organizations o ON o.id = m.org_id WHERE m.user_id = u.id) AS orgs,
+         p.provider_id AS p_provider_id, p.email AS p_email, p.created_at AS p_created_at
+  FROM users u
+  LEFT JOIN provider_identities p ON p.user_id = u.id
+  WHERE u.id = ${id}
+  ORDER BY p.created_at ASC`
+
+const PROFILE_PG = SELECT("json_agg(json_build_object('id', o.id, 'name', o.name, 'role', m.role))::text", '$1')
+const PROFILE_SQLITE = SELECT("json_group_array(json_object('id', o.id, 'name', o.name, 'role', m.role))", '?')
+const DATE_COLUMNS = new Set(['deleted_at', 'email_verified_at', 'p_created_at'])
+
+/** `direct`: the store's own connection (`store.sqlite` or `store.postgres`), when it created the client. */
+export function createProfileReader (prisma: PrismaClient, provider: Provider, direct?: SqliteConnection | PostgresConnection): ProfileReader {
+  const text = provider === 'postgresql' ? PROFILE_PG : PROFILE_SQLITE
+  if (direct !== undefined) {
+    return async (userId) => toProfile(rowsOf<RawRow>(await (await direct.connection()).queryRaw(sql(text, [userId])), DATE_COLUMNS))
   }
-  return async (userId) => toProfile(await prisma.$queryRaw<RawRow[]>`
-    SELECT u.id, u.email, u.name, u.deleted_at, u.email_verified_at,
-           CASE WHEN EXISTS (SELECT 1 FROM mfa_totp t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) THEN 1 ELSE 0 END AS totp,
-           (SELECT count(*) FROM webauthn_credentials w WHERE w.user_id = u.id) AS passkeys,
-           (SELECT json_group_array(json_object('id', o.id, 'name', o.name, 'role', m.role))
-              FROM memberships m JOIN organizations o ON o.id = m.org_id WHERE m.user_id = u.id) AS orgs,
-           p.provider_id AS p_provider_id, p.email AS p_email, p.created_at AS p_created_at
-    FROM users u
-    LEFT JOIN provider_identities p ON p.user_id = u.id
-    WHERE u.id = ${userId}
-    ORDER BY p.created_at ASC`)
+  return async (userId) => toProfile(await prisma.$queryRawUnsafe<RawRow[]>(text, userId))
 }

@@ -113,16 +113,20 @@ for (const { provider, skip } of await providers()) {
       }
     })
 
-    t.test('the reader: null for an unknown id, the deletion time for a deleted account', async (t) => {
-      const read = createProfileReader(prisma, provider)
-      t.equal(await read('00000000-0000-0000-0000-000000000000'), null)
+    t.test('the reader, on the adapter connection and as a Prisma raw query: null for an unknown id, the deletion time for a deleted account', async (t) => {
+      const direct = app.store.sqlite ?? app.store.postgres
+      t.ok(direct, 'the store made its client, so it offers its connection')
       const gone = await account('gone@example.com', 'Gone')
       const at = new Date('2026-03-04T05:06:07.890Z')
       await prisma.user.update({ where: { id: gone.id }, data: { deletedAt: at } })
-      const row = await read(gone.id)
-      t.equal(row?.deletedAt?.toISOString(), at.toISOString())
-      t.same(row?.orgs, [])
-      t.same(row?.identities, [])
+      for (const [path, read] of [['adapter', createProfileReader(prisma, provider, direct)], ['prisma', createProfileReader(prisma, provider)]] as const) {
+        t.equal(await read('00000000-0000-0000-0000-000000000000'), null, `${path}: no row`)
+        const row = await read(gone.id)
+        t.equal(row?.deletedAt?.toISOString(), at.toISOString(), `${path}: deletedAt`)
+        t.same(row?.orgs, [], `${path}: no memberships`)
+        t.same(row?.identities, [], `${path}: no identities`)
+        t.same({ totp: row?.totp, passkeys: row?.passkeys }, { totp: false, passkeys: 0 }, `${path}: no second factor`)
+      }
     })
   })
 }
