@@ -5,7 +5,7 @@
 // store's own SQLite client they go to its driver adapter connection directly (`store.sqlite`, as
 // the refresh rotation does), without the client's request pipeline.
 import type { PrismaClient } from '../store/index.ts'
-import { firstRow, sql, type PostgresConnection, type SqliteConnection } from '../../lib/sql-connection.ts'
+import { firstRow, prepared, sql, type PostgresConnection, type SqliteConnection } from '../../lib/sql-connection.ts'
 import type { User } from '../../prisma/generated/sqlite/client.ts'
 
 export interface SignInStore {
@@ -60,8 +60,8 @@ const STAMP_SQL = 'UPDATE users SET last_login_at = ?, updated_at = ? WHERE id =
 const DATE_COLUMNS = new Set(['password_changed_at', 'last_login_at', 'deleted_at', 'created_at', 'updated_at', 'email_verified_at'])
 
 // PostgreSQL's placeholders are numbered.
-const FIND_PG = FIND_SQL.replace('email = ?', 'email = $1')
-const STAMP_PG = 'UPDATE users SET last_login_at = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4'
+const FIND_PG = prepared(FIND_SQL.replace('email = ?', 'email = $1'))
+const STAMP_PG = prepared('UPDATE users SET last_login_at = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4')
 
 /** `sqlite` / `postgres`: the store's own connection (`store.sqlite`, `store.postgres`), when it created the client. */
 export function createSignInStore (prisma: PrismaClient, sqlite?: SqliteConnection, postgres?: PostgresConnection): SignInStore {

@@ -9,7 +9,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { randomUUID } from 'node:crypto'
 import type { PrismaClient, Provider } from '../store/index.ts'
-import { inTransaction, sql, type PostgresConnection, type SqliteConnection } from '../../lib/sql-connection.ts'
+import { inTransaction, prepared, sql, type PostgresConnection, type SqliteConnection } from '../../lib/sql-connection.ts'
 
 export interface NewFamily {
   id: string
@@ -30,7 +30,7 @@ const TOKEN_SQL = 'INSERT INTO refresh_tokens (id, family_id, user_id, client_id
 const AUTHENTICATION_SQL = 'INSERT INTO session_authentications (family_id, amr, auth_time) VALUES (?, ?, ?)'
 
 // PostgreSQL (`$n` placeholders), through the store's own pool or Prisma's raw queries.
-const FAMILY_PG = `
+const FAMILY_PG = prepared(`
   WITH family AS (
     INSERT INTO refresh_families (id, user_id, client_id, absolute_expires_at, created_at, ip, user_agent)
     VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -38,8 +38,8 @@ const FAMILY_PG = `
   )
   INSERT INTO refresh_tokens (id, family_id, user_id, client_id, token_hash, idle_expires_at, absolute_expires_at, created_at)
   SELECT $8, family.id, $2, $3, $9, $10, $4, $5
-  FROM family`
-const FAMILY_AUTHENTICATION_PG = `
+  FROM family`)
+const FAMILY_AUTHENTICATION_PG = prepared(`
   WITH family AS (
     INSERT INTO refresh_families (id, user_id, client_id, absolute_expires_at, created_at, ip, user_agent)
     VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -50,7 +50,7 @@ const FAMILY_AUTHENTICATION_PG = `
     FROM family
   )
   INSERT INTO session_authentications (family_id, amr, auth_time)
-  SELECT family.id, $11, $12 FROM family`
+  SELECT family.id, $11, $12 FROM family`)
 
 /** PostgreSQL: the one statement of a new family (with its authentication when it has one). */
 function postgresStatement (f: NewFamily): { text: string, args: unknown[] } {

@@ -12,7 +12,7 @@
 //    a refresh's memory (docs/sessions.md, "Cost of a rotation").
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import type { PrismaClient, Provider } from '../store/index.ts'
-import { firstRow, inTransaction, sql, type PostgresConnection, type SqliteConnection } from '../../lib/sql-connection.ts'
+import { firstRow, inTransaction, prepared, sql, type PostgresConnection, type SqliteConnection } from '../../lib/sql-connection.ts'
 
 /** The presented token's row with its family, user and session authentication. */
 export interface RotationRow {
@@ -121,9 +121,9 @@ const ACTIVITY_SQL = `
   WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_hash = ? AND successor_id = ?)`
 
 // PostgreSQL through the store's own pool (`$n` placeholders): the read, and the rotation's one statement.
-const READ_PG = READ_SQL.replace('t.token_hash = ?', 't.token_hash = $1')
+const READ_PG = prepared(READ_SQL.replace('t.token_hash = ?', 't.token_hash = $1'))
 
-const ROTATE_PG = `
+const ROTATE_PG = prepared(`
   WITH won AS (
     UPDATE refresh_tokens t SET used_at = $1, successor_id = $2
     FROM refresh_families f, users u
@@ -138,9 +138,9 @@ const ROTATE_PG = `
   INSERT INTO refresh_tokens (id, family_id, user_id, client_id, token_hash, parent_id, idle_expires_at, absolute_expires_at, created_at)
   SELECT $2, won.family_id, won.user_id, $4, $7, won.id, $8, $9, $1
   FROM won
-  RETURNING id`
+  RETURNING id`)
 
-const ACTIVITY_PG = 'UPDATE refresh_families SET last_used_at = $1, ip = $2, user_agent = $3 WHERE id = $4'
+const ACTIVITY_PG = prepared('UPDATE refresh_families SET last_used_at = $1, ip = $2, user_agent = $3 WHERE id = $4')
 const FAMILY_ACTIVITY_SQL = 'UPDATE refresh_families SET last_used_at = ?, ip = ?, user_agent = ? WHERE id = ?'
 
 const DATE_COLUMNS = new Set(['used_at', 'revoked_at', 'idle_expires_at', 'absolute_expires_at', 'f_created_at', 'f_absolute_expires_at', 'f_revoked_at', 'u_deleted_at', 'a_auth_time'])

@@ -5,10 +5,12 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { PrismaClient as SqliteClient } from '../../prisma/generated/sqlite/client.ts'
-import { importPeer } from '../../lib/peer.ts'
+import { createRequire } from 'node:module'
+import type * as Pg from 'pg'
+import { importPeer, MissingPeerError } from '../../lib/peer.ts'
 import { parseDatabaseUrl, type Provider } from './database-url.ts'
 import { createTurns, pacedSqliteAdapter } from './sqlite-turns.ts'
-import type { PostgresConnection, SqlConnection, SqliteConnection } from '../../lib/sql-connection.ts'
+import { preparedName, type PostgresConnection, type SqlConnection, type SqliteConnection } from '../../lib/sql-connection.ts'
 
 export type PrismaClient = SqliteClient
 export type { Prisma } from '../../prisma/generated/sqlite/client.ts'
@@ -49,6 +51,33 @@ function observed<F extends object> (factory: F, onConnect: (adapter: SqlConnect
   })
 }
 
+type QueryConfig = { text?: unknown, name?: unknown } | null
+
+/**
+ * node-postgres as @prisma/adapter-pg loads it (the pool it is given must be of its own class),
+ * with a Client that sends the statements marked with prepared() as named statements: parsed
+ * and planned once per connection, then only bound and executed.
+ */
+function preparingPool (config: Pg.PoolConfig): Pg.Pool {
+  let pg: typeof Pg
+  try {
+    pg = createRequire(createRequire(import.meta.url).resolve('@prisma/adapter-pg'))('pg') as typeof Pg
+  } catch (err) {
+    throw new MissingPeerError('pg', NEEDED_BY, { cause: err })
+  }
+  class PreparingClient extends pg.Client {
+    override query (...args: unknown[]): any { // eslint-disable-line @typescript-eslint/no-explicit-any
+      const config = args[0] as QueryConfig
+      if (typeof config === 'object' && config !== null && typeof config.text === 'string' && config.name === undefined) {
+        const name = preparedName(config.text)
+        if (name !== undefined) args[0] = { ...config, name }
+      }
+      return (super.query as (...a: unknown[]) => unknown)(...args)
+    }
+  }
+  return new pg.Pool({ ...config, Client: PreparingClient })
+}
+
 /** The adapter `prisma` connected with (it connects on first use). */
 function ownConnection (prisma: PrismaClient, current: () => SqlConnection | undefined, what: string): SqliteConnection | PostgresConnection {
   return {
@@ -87,11 +116,13 @@ export async function createPrismaClient (databaseUrl: string, options: ClientOp
     importPeer('@prisma/adapter-pg', NEEDED_BY, () => import('@prisma/adapter-pg'))
   ])
   let connected: SqlConnection | undefined
-  const adapter = observed(new PrismaPg({
+  const pool = preparingPool({
     connectionString: target.url,
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 3000
-  }), (a) => { connected = a })
+  })
+  // The adapter owns the pool: it ends it on $disconnect, as it ends one it made itself.
+  const adapter = observed(new PrismaPg(pool, { disposeExternalPool: true }), (a) => { connected = a })
   const prisma = new PrismaClient({ adapter }) as unknown as PrismaClient
   return { prisma, provider: 'postgresql', postgres: ownConnection(prisma, () => connected, 'PostgreSQL') }
 }

@@ -8,7 +8,7 @@
 // and a refresh's statements do), without the client's request pipeline; on an app's own client
 // the same text runs as a Prisma raw query.
 import type { PrismaClient, Provider } from '../../plugins/store/index.ts'
-import { rowsOf, sql, type PostgresConnection, type SqliteConnection } from '../../lib/sql-connection.ts'
+import { prepared, rowsOf, sql, type PostgresConnection, type SqliteConnection } from '../../lib/sql-connection.ts'
 
 export interface ProfileRow {
   id: string
@@ -74,7 +74,7 @@ const SELECT = (orgs: string, id: string): string => `
   WHERE u.id = ${id}
   ORDER BY p.created_at ASC`
 
-const PROFILE_PG = SELECT("json_agg(json_build_object('id', o.id, 'name', o.name, 'role', m.role))::text", '$1')
+const PROFILE_PG = prepared(SELECT("json_agg(json_build_object('id', o.id, 'name', o.name, 'role', m.role))::text", '$1'))
 const PROFILE_SQLITE = SELECT("json_group_array(json_object('id', o.id, 'name', o.name, 'role', m.role))", '?')
 const DATE_COLUMNS = new Set(['deleted_at', 'email_verified_at', 'p_created_at'])
 
