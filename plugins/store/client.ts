@@ -22,6 +22,8 @@ export interface ClientOptions {
   poolSize?: number
   /** How long to wait for a PostgreSQL connection before failing (ms). @default 3000 */
   connectTimeoutMs?: number
+  /** PostgreSQL: the statements marked with prepared() as named statements. @default true */
+  preparedStatements?: boolean
 }
 
 export interface CreatedClient {
@@ -58,7 +60,7 @@ type QueryConfig = { text?: unknown, name?: unknown } | null
  * with a Client that sends the statements marked with prepared() as named statements: parsed
  * and planned once per connection, then only bound and executed.
  */
-function preparingPool (config: Pg.PoolConfig): Pg.Pool {
+function preparingPool (config: Pg.PoolConfig, prepare: boolean): Pg.Pool {
   let pg: typeof Pg
   try {
     pg = createRequire(createRequire(import.meta.url).resolve('@prisma/adapter-pg'))('pg') as typeof Pg
@@ -75,7 +77,7 @@ function preparingPool (config: Pg.PoolConfig): Pg.Pool {
       return (super.query as (...a: unknown[]) => unknown)(...args)
     }
   }
-  return new pg.Pool({ ...config, Client: PreparingClient })
+  return new pg.Pool(prepare ? { ...config, Client: PreparingClient } : config)
 }
 
 /** The adapter `prisma` connected with (it connects on first use). */
@@ -120,7 +122,7 @@ export async function createPrismaClient (databaseUrl: string, options: ClientOp
     connectionString: target.url,
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 3000
-  })
+  }, options.preparedStatements ?? true)
   // The adapter owns the pool: it ends it on $disconnect, as it ends one it made itself.
   const adapter = observed(new PrismaPg(pool, { disposeExternalPool: true }), (a) => { connected = a })
   const prisma = new PrismaClient({ adapter }) as unknown as PrismaClient

@@ -6,6 +6,7 @@ import { createPrismaClient, type PrismaClient } from './client.ts'
 import type { PostgresConnection, SqliteConnection } from '../../lib/sql-connection.ts'
 import { isInfrastructureError, translatePrismaError } from '../../lib/database-errors.ts'
 import { StartupError } from '../../lib/startup-error.ts'
+import { optionChecks } from '../../lib/options.ts'
 import { migrate, pendingMigrations, MigrationError } from './migrate.ts'
 import { parseDatabaseUrl, redactDatabaseUrl, type Provider } from './database-url.ts'
 
@@ -23,6 +24,12 @@ export interface StoreOptions {
   migrations?: 'apply' | 'check' | 'skip'
   /** PostgreSQL pool size. @default 10 */
   poolSize?: number
+  /**
+   * PostgreSQL: send the hot-path statements as named prepared statements, planned once per
+   * connection (docs/store.md). Turn off behind a pooler that cannot keep them (PgBouncer in
+   * transaction mode before 1.21, or with `max_prepared_statements = 0`). @default true
+   */
+  preparedStatements?: boolean
   /** How long close waits for the database connections before giving up on them (ms). @default 5000 */
   disconnectTimeoutMs?: number
 }
@@ -69,6 +76,7 @@ function unreachable (err: unknown, databaseUrl: string): unknown {
 }
 
 async function storePlugin (fastify: FastifyInstance, options: StoreOptions): Promise<void> {
+  const preparedStatements = optionChecks('gatehouse-store').boolean('preparedStatements', options.preparedStatements, true)
   let raw: PrismaClient
   let provider: Provider
   let sqlite: SqliteConnection | undefined
@@ -91,7 +99,7 @@ async function storePlugin (fastify: FastifyInstance, options: StoreOptions): Pr
           throw new MigrationError(`the database has ${pending.length} pending migration(s) (${pending.join(', ')}): run \`npm run migrate\` (or \`gatehouse migrate\`) with the same DATABASE_URL first`)
         }
       }
-      ;({ prisma: raw, provider, sqlite, postgres } = await createPrismaClient(databaseUrl, { poolSize: options.poolSize }))
+      ;({ prisma: raw, provider, sqlite, postgres } = await createPrismaClient(databaseUrl, { poolSize: options.poolSize, preparedStatements }))
     } catch (err) {
       throw unreachable(err, databaseUrl)
     }

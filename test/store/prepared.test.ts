@@ -52,3 +52,22 @@ t.test('PostgreSQL: a marked statement is prepared once per connection', { skip:
   await t.rejects(connection.queryRaw(sql(failing, ['not a number'])), { name: 'DriverAdapterError' })
   t.same(rowsOf(await connection.queryRaw(sql(failing, ['7'])), new Set()), [{ n: 7 }])
 })
+
+t.test('PostgreSQL: preparedStatements: false sends every statement unnamed', { skip: pgSkip }, async (t) => {
+  const db = await createTestDatabase('postgresql')
+  const app = Fastify()
+  await app.register(store, { databaseUrl: db.url, poolSize: 1, preparedStatements: false })
+  t.teardown(async () => { await app.close(); await db.drop() })
+  await app.ready()
+  const connection = await app.store.postgres!.connection()
+  const marked = prepared('SELECT count(*)::int AS n FROM users WHERE email = $1')
+  t.same(rowsOf(await connection.queryRaw(sql(marked, ['nobody@example.com'])), new Set()), [{ n: 0 }])
+  t.same(rowsOf(await connection.queryRaw(sql('SELECT count(*)::int AS n FROM pg_prepared_statements', [])), new Set()), [{ n: 0 }], 'nothing prepared')
+})
+
+t.test('preparedStatements must be a boolean', async (t) => {
+  const app = Fastify()
+  app.register(store, { databaseUrl: 'file::memory:', preparedStatements: 'no' as unknown as boolean })
+  await t.rejects(Promise.resolve(app.ready()), { code: 'GATEHOUSE_INVALID_OPTION', option: 'preparedStatements' })
+  await app.close().catch(() => {})
+})
