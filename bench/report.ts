@@ -6,7 +6,7 @@ import { scenarios } from './scenarios.ts'
 
 const DEPLOYED = new Set(scenarios(false, 0).filter((s) => s.deployed === true).map((s) => s.id))
 
-interface Row { id: string, title: string, state: string, rps: number, ratio: number, p50: number, p99: number, p99Worst: number, cpuUsPerReq: number, serverCores: number, loadgenCores: number, otherCores: number, rssStartMiB: number, rssEndMiB: number, non2xx: number, errors: number, fixedP99?: number, fixedP50?: number, fixedRps?: number }
+interface Row { id: string, title: string, state: string, rps: number, ratio: number, p50: number, p99: number, p99Worst: number, cpuUsPerReq: number, serverCores: number, loadgenCores: number, otherCores: number, rssStartMiB: number, rssEndMiB: number, rssLoadedMiB?: number, non2xx: number, errors: number, fixedP99?: number, fixedP50?: number, fixedRps?: number }
 const data = JSON.parse(readFileSync(process.argv[2], 'utf8')) as {
   meta: Record<string, unknown> & { versions: Record<string, string> }
   bareRps: number
@@ -21,11 +21,11 @@ const out: string[] = []
 const m = data.meta
 out.push(`Run ${String(m.date)} (${String(m.mode)}): ${String(m.cpu)}, ${String(m.cores)} cores, ${String(m.memGiB)} GiB, Node ${String(m.node)}; ${String(m.rounds)} round(s) of ${String(m.durationSec)} s after ${String(m.warmupSec)} s warm-up; unique-token pools of ${String(m.poolSize)}.`)
 out.push('', `Versions: ${Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`, '')
-out.push('| scenario | req/s | x bare | p50 ms | p99 ms | server CPU us/req | server cores | load-gen cores | others\' cores | RSS MiB start -> end | non-2xx |')
-out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+out.push('| scenario | req/s | x bare | p50 ms | p99 ms | server CPU us/req | server cores | load-gen cores | others\' cores | RSS MiB start -> end | RSS MiB under load | non-2xx |')
+out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
 for (const r of data.rows) {
-  if (r.state !== 'ok') { out.push(`| ${r.id}: ${r.title} | ${r.state} ||||||||||`); continue }
-  out.push(`| ${r.id}: ${r.title} | ${f(r.rps)} | ${f(r.ratio, 3)} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.cpuUsPerReq, 1)} | ${f(r.serverCores, 2)} | ${f(r.loadgenCores, 2)} | ${f(r.otherCores, 2)} | ${f(r.rssStartMiB)} -> ${f(r.rssEndMiB)} | ${r.non2xx} |`)
+  if (r.state !== 'ok') { out.push(`| ${r.id}: ${r.title} | ${r.state} |||||||||||`); continue }
+  out.push(`| ${r.id}: ${r.title} | ${f(r.rps)} | ${f(r.ratio, 3)} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.cpuUsPerReq, 1)} | ${f(r.serverCores, 2)} | ${f(r.loadgenCores, 2)} | ${f(r.otherCores, 2)} | ${f(r.rssStartMiB)} -> ${f(r.rssEndMiB)} | ${f(r.rssLoadedMiB ?? NaN)} | ${r.non2xx} |`)
 }
 const fixed = data.rows.filter((r) => r.fixedRps !== undefined)
 if (fixed.length > 0) {

@@ -227,6 +227,8 @@ interface Row {
   otherCores: number
   rssStartMiB: number
   rssEndMiB: number
+  /** The largest RSS sampled at the start or end of a measured window, while the load ran. */
+  rssLoadedMiB: number
   non2xx: number
   errors: number
   timeouts: number
@@ -235,6 +237,9 @@ interface Row {
   fixedP50?: number
   fixedRps?: number
 }
+
+/** The largest finite value, or NaN. */
+const largest = (values: number[]): number => values.filter(Number.isFinite).reduce((a, b) => (Number.isNaN(a) || b > a ? b : a), NaN)
 
 const rows: Row[] = lives.map((live) => {
   const { runs } = live
@@ -257,6 +262,7 @@ const rows: Row[] = lives.map((live) => {
     otherCores: median(runs.map((r) => Math.max(0, r.systemBusyUs - r.loadgenCpuUs - r.servers.reduce((a, s) => a + s.cpuUs, 0)) / wall(r))),
     rssStartMiB: runs.length > 0 ? (runs[0].servers[0]?.rssStart ?? 0) / 2 ** 20 : NaN,
     rssEndMiB: finalRss.get(live.scenario.id) ?? NaN,
+    rssLoadedMiB: live.scenario.probe !== undefined ? NaN : largest([...runs, ...live.fixed].flatMap((r) => [r.servers[0]?.rssStart, r.servers[0]?.rssEnd]).map((b) => (b ?? NaN) / 2 ** 20)),
     non2xx: runs.reduce((a, r) => a + r.non2xx, 0),
     errors: runs.reduce((a, r) => a + r.errors + r.timeouts, 0),
     timeouts: runs.reduce((a, r) => a + r.timeouts, 0),
@@ -359,10 +365,10 @@ targets.push(...memoryTargets(rows, soak, quick))
 // ---- print ----------------------------------------------------------------------------------------
 const pad = (s: string, n: number): string => s.length >= n ? s : s + ' '.repeat(n - s.length)
 const lpad = (s: string, n: number): string => s.length >= n ? s : ' '.repeat(n - s.length) + s
-const header = ['scenario', 'req/s', 'x bare', 'p50 ms', 'p99 ms', 'CPU us/req', 'srv cores', 'lg cores', 'other cores', 'RSS MiB', 'non2xx']
+const header = ['scenario', 'req/s', 'x bare', 'p50 ms', 'p99 ms', 'CPU us/req', 'srv cores', 'lg cores', 'other cores', 'RSS MiB', 'loaded RSS', 'non2xx']
 const table = rows.map((r) => r.state !== 'ok'
   ? [r.id, r.state]
-  : [r.id, String(Math.round(r.rps)), fmt(r.ratio, 3), String(r.p50), String(r.p99), fmt(r.cpuUsPerReq, 1), fmt(r.serverCores), fmt(r.loadgenCores), fmt(r.otherCores), `${fmt(r.rssStartMiB, 0)}->${fmt(r.rssEndMiB, 0)}`, String(r.non2xx)])
+  : [r.id, String(Math.round(r.rps)), fmt(r.ratio, 3), String(r.p50), String(r.p99), fmt(r.cpuUsPerReq, 1), fmt(r.serverCores), fmt(r.loadgenCores), fmt(r.otherCores), `${fmt(r.rssStartMiB, 0)}->${fmt(r.rssEndMiB, 0)}`, fmt(r.rssLoadedMiB, 0), String(r.non2xx)])
 const widths = header.map((h, i) => Math.max(h.length, ...table.filter((t) => t.length > 2).map((t) => (t[i] ?? '').length)))
 const lines: string[] = []
 lines.push(header.map((h, i) => (i === 0 ? pad(h, widths[i]) : lpad(h, widths[i]))).join('  '))

@@ -1,7 +1,7 @@
 // The two memory targets, computed from recorded samples (by the runner, and again by report.ts
 // for a saved results file): server RSS at most 200 MiB, and RSS not growing over the soak.
 export interface Target { name: string, hard: boolean, status: 'pass' | 'short' | 'n/a', detail: string }
-export interface RssRow { id: string, state: string, rssStartMiB: number, rssEndMiB: number }
+export interface RssRow { id: string, state: string, rssStartMiB: number, rssEndMiB: number, rssLoadedMiB?: number }
 export interface Soak { id: string, seconds: number, samplesMiB: number[] }
 
 /** The target, in MiB as /proc reports it. */
@@ -27,11 +27,12 @@ const fmt = (x: number): string => (Number.isFinite(x) ? x.toFixed(0) : '-')
 
 export function memoryTargets (rows: RssRow[], soak: Soak | undefined, quick: boolean): Target[] {
   const targets: Target[] = []
-  // Every RSS the runner saw: the start and end of each scenario's measured windows, and each soak sample.
+  // Every RSS the runner saw: each scenario's at the start of its first measured window, the
+  // largest at the start or end of any window (under load), after the last one, and each soak sample.
   const seen: Array<{ id: string, mib: number }> = []
   for (const r of rows) {
     if (r.state !== 'ok' || r.id === 'argon2-raw') continue
-    for (const mib of [r.rssStartMiB, r.rssEndMiB]) if (Number.isFinite(mib)) seen.push({ id: r.id, mib })
+    for (const mib of [r.rssStartMiB, r.rssEndMiB, r.rssLoadedMiB ?? NaN]) if (Number.isFinite(mib)) seen.push({ id: r.id, mib })
   }
   for (const mib of soak?.samplesMiB ?? []) seen.push({ id: `${soak!.id} (soak)`, mib })
   const biggest = seen.reduce<{ id: string, mib: number } | undefined>((a, b) => (a === undefined || b.mib > a.mib ? b : a), undefined)
