@@ -61,26 +61,29 @@ export function sql (text: string, args: unknown[]): SqlQuery {
   }
 }
 
+/** One row of an adapter's answer as an object keyed by column name (see rowsOf). */
+function rowObject<T> (names: string[], values: unknown[], dateColumns: ReadonlySet<string>): T {
+  const row: Record<string, unknown> = {}
+  for (let i = 0; i < names.length; i++) {
+    const v = values[i]
+    row[names[i]] = v === null || v === undefined ? null : dateColumns.has(names[i]) ? new Date(typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v as string | number) : v
+  }
+  return row as T
+}
+
 /**
  * The rows of an adapter's answer as objects keyed by column name, the way a Prisma raw query
  * returns them: the `dateColumns` (SQLite DateTime: the ISO text Prisma stores, or epoch
  * milliseconds) as Dates.
  */
 export function rowsOf<T> (result: SqlResultSet, dateColumns: ReadonlySet<string>): T[] {
-  const names = result.columnNames
-  return result.rows.map((values) => {
-    const row: Record<string, unknown> = {}
-    for (let i = 0; i < names.length; i++) {
-      const v = values[i]
-      row[names[i]] = v === null || v === undefined ? null : dateColumns.has(names[i]) ? new Date(typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v as string | number) : v
-    }
-    return row as T
-  })
+  return result.rows.map((values) => rowObject<T>(result.columnNames, values, dateColumns))
 }
 
 /** The first row of an adapter's answer as rowsOf() makes it; null when there is no row. */
 export function firstRow<T> (result: SqlResultSet, dateColumns: ReadonlySet<string>): T | null {
-  return result.rows.length === 0 ? null : rowsOf<T>({ columnNames: result.columnNames, rows: [result.rows[0]] }, dateColumns)[0]
+  const values = result.rows[0]
+  return values === undefined ? null : rowObject<T>(result.columnNames, values, dateColumns)
 }
 
 /**
