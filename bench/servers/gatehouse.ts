@@ -234,6 +234,7 @@ if (mode === 'token') {
   let load: LoadSpec = { path: '/protected', headers: bearer(ext) }
   if (poolSize > 0) {
     // Distinct tokens (sub and jti differ), more than any verified-token cache holds.
+    // An empty pool file (removed when the server stops), which the signer fills.
     const file = poolFile([])
     await external!.signPool(poolSize, file)
     load = { path: '/protected', poolFile: file, poolHeader: 'authorization' }
