@@ -28,8 +28,32 @@ export function signatureScheme (alg: AsymmetricAlgorithm, publicKey: KeyObject)
   return { digest, key: publicKey }
 }
 
-/** The signature over `input`, on the JavaScript thread. A signature that cannot be processed is false. */
-export function checkSignatureSync (scheme: SignatureScheme, input: Buffer, signature: Buffer): boolean {
+/**
+ * The signing input and the signature of the compact JWS `token` whose last dot is at `dot`
+ * (`token.slice(0, dot)` as bytes, and the base64url text after it decoded), written into one
+ * scratch buffer that every check shares. node:crypto copies both before an asynchronous check
+ * returns, and a synchronous check is over when it returns, so no check ever reads another's
+ * bytes, while a check allocates no buffer memory of its own (per-check buffers, kept alive on
+ * the thread-pool path until their answer, left the main thread's malloc heap fragmented: about
+ * 60 MiB more RSS under a stream of unique tokens). A token longer than the scratch buffer gets
+ * buffers of its own.
+ */
+const SCRATCH_BYTES = 16 * 1024
+const scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES)
+
+function stage (token: string, dot: number): [input: Buffer, signature: Buffer] {
+  const encoded = token.slice(dot + 1)
+  if (token.length > SCRATCH_BYTES) return [Buffer.from(token.slice(0, dot), 'latin1'), Buffer.from(encoded, 'base64url')]
+  // latin1 is one byte per character: the first `dot` characters are the first `dot` bytes.
+  const inputLength = scratch.write(token, 0, dot, 'latin1')
+  // The decoded signature is shorter than its text, which fits in what is left (length - dot).
+  const signatureLength = scratch.write(encoded, inputLength, 'base64url')
+  return [scratch.subarray(0, inputLength), scratch.subarray(inputLength, inputLength + signatureLength)]
+}
+
+/** The signature of `token` (last dot at `dot`), on the JavaScript thread. A signature that cannot be processed is false. */
+export function checkSignatureSync (scheme: SignatureScheme, token: string, dot: number): boolean {
+  const [input, signature] = stage(token, dot)
   try {
     return cryptoVerify(scheme.digest, input, scheme.key, signature)
   } catch {
@@ -39,10 +63,11 @@ export function checkSignatureSync (scheme: SignatureScheme, input: Buffer, sign
 }
 
 /**
- * The signature over `input`, on libuv's thread pool; `done` is called once with the answer (false
- * as well for a signature that cannot be processed).
+ * The signature of `token` (last dot at `dot`), on libuv's thread pool; `done` is called once
+ * with the answer (false as well for a signature that cannot be processed).
  */
-export function checkSignature (scheme: SignatureScheme, input: Buffer, signature: Buffer, done: (ok: boolean) => void): void {
+export function checkSignature (scheme: SignatureScheme, token: string, dot: number, done: (ok: boolean) => void): void {
+  const [input, signature] = stage(token, dot)
   try {
     cryptoVerify(scheme.digest, input, scheme.key, signature, (err, ok) => done(err === null && ok))
   } catch {

@@ -78,9 +78,9 @@ interface Decoded {
   payload: Record<string, unknown>
   alg: Algorithm
   kid: string | undefined
-  /** The signing input (header.payload) and the signature bytes. */
-  input: Buffer
-  signature: Buffer
+  /** The token, and the index of its last dot: the signing input is before it, the signature after. */
+  token: string
+  dot: number
 }
 
 const SEGMENT = /^[A-Za-z0-9_-]+$/
@@ -178,8 +178,8 @@ export function createTrustedIssuers (options: ResolvedOptions, log: SourceLog =
       payload,
       alg: alg as Algorithm,
       kid,
-      input: Buffer.from(token.slice(0, token.length - parts[2].length - 1), 'latin1'),
-      signature: Buffer.from(parts[2], 'base64url')
+      token,
+      dot: token.length - parts[2].length - 1
     }
   }
 
@@ -187,13 +187,14 @@ export function createTrustedIssuers (options: ResolvedOptions, log: SourceLog =
   function hmacHolds (issuer: ResolvedIssuer, decoded: Decoded): boolean {
     let secret = secrets.get(issuer.issuer)
     if (secret === undefined) secrets.set(issuer.issuer, secret = createSecretKey(Buffer.from(issuer.secret as string, 'utf8')))
-    const expected = createHmac(HMAC_DIGESTS[decoded.alg], secret).update(decoded.input).digest()
-    return expected.length === decoded.signature.length && timingSafeEqual(expected, decoded.signature)
+    const expected = createHmac(HMAC_DIGESTS[decoded.alg], secret).update(decoded.token.slice(0, decoded.dot), 'latin1').digest()
+    const signature = Buffer.from(decoded.token.slice(decoded.dot + 1), 'base64url')
+    return expected.length === signature.length && timingSafeEqual(expected, signature)
   }
 
   function signatureHolds (scheme: SignatureScheme, decoded: Decoded): boolean | Promise<boolean> {
-    if (!offload) return checkSignatureSync(scheme, decoded.input, decoded.signature)
-    return new Promise((resolve) => checkSignature(scheme, decoded.input, decoded.signature, resolve))
+    if (!offload) return checkSignatureSync(scheme, decoded.token, decoded.dot)
+    return new Promise((resolve) => checkSignature(scheme, decoded.token, decoded.dot, resolve))
   }
 
   /** Several keys may share a kid: the first whose signature holds is the token's key. */
