@@ -1,6 +1,7 @@
 // The benchmark runner: `npm run bench` (full suite) and `npm run bench:quick` (CI).
 //
-// Starts one server process per scenario, checks each answers 200 to a good credential and 401
+// Compiles the servers with the project (tsc, to bench/.build; `--tsx` runs the sources instead),
+// starts one server process per scenario, checks each answers 200 to a good credential and 401
 // to a tampered one, then measures them interleaved (A B C ... A B C ...) with autocannon in a
 // separate process, recording server CPU, load-generator CPU, everyone else's CPU and server RSS.
 // Writes bench/results/<date>.json, prints a table with ratios to the bare route measured in the
@@ -10,7 +11,7 @@ import { mkdirSync, writeFileSync, readdirSync, readFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { BENCH_DIR, ROOT, runLoad, startServer, type Measured, type ServerHandle } from './lib/children.ts'
+import { BENCH_DIR, ROOT, buildServers, runLoad, serverRuntime, startServer, type Measured, type ServerHandle } from './lib/children.ts'
 import { processSample } from './lib/proc.ts'
 import { summarizeProfile } from './lib/profile.ts'
 import { floorGrowth, memoryTargets } from './lib/memory.ts'
@@ -28,7 +29,8 @@ const { values: opts } = parseArgs({
     pool: { type: 'string' },
     soak: { type: 'string' },
     'cpu-prof': { type: 'string' },
-    'no-cluster': { type: 'boolean', default: false }
+    'no-cluster': { type: 'boolean', default: false },
+    tsx: { type: 'boolean', default: false }
   }
 })
 
@@ -101,7 +103,14 @@ async function measure (live: Live, extra: Partial<LoadJob> = {}): Promise<Measu
 // ---- start -----------------------------------------------------------------------------------
 const all = scenarios(quick, poolSize).filter((s) => only === undefined || only.test(s.id) || s.id === 'bare')
 const lives: Live[] = all.map((scenario) => ({ scenario, runs: [], fixed: [] }))
+if (opts.tsx !== true) {
+  const buildStart = performance.now()
+  log('compiling the servers (tsc -p tsconfig.bench.json) ...')
+  await buildServers()
+  log(`  compiled to bench/.build in ${((performance.now() - buildStart) / 1000).toFixed(1)} s`)
+}
 const meta = {
+  runtime: serverRuntime(),
   date: new Date().toISOString(),
   mode: quick ? 'quick' : 'full',
   cpu: cpus()[0]?.model ?? 'unknown',
@@ -114,7 +123,7 @@ const meta = {
   warmupSec,
   poolSize
 }
-log(`Gatehouse bench (${meta.mode}): ${meta.cpu}, ${cores} cores, Node ${meta.node}; ${rounds} round(s) of ${durationSec} s after ${warmupSec} s warm-up`)
+log(`Gatehouse bench (${meta.mode}): ${meta.cpu}, ${cores} cores, Node ${meta.node}; ${rounds} round(s) of ${durationSec} s after ${warmupSec} s warm-up; servers ${serverRuntime() === 'compiled' ? 'compiled (node)' : 'under tsx'}`)
 
 const startedAt = performance.now()
 const queue = lives.filter((l) => l.scenario.probe === undefined)

@@ -1,6 +1,9 @@
-// Child processes of the runner: benchmark servers (started with tsx, announcing their port as a
-// JSON line) and load-generator jobs (autocannon in a process of its own).
-import { spawn, type ChildProcess } from 'node:child_process'
+// Child processes of the runner: benchmark servers (compiled by tsc, as `node dist/...` runs in
+// production, or under tsx; each announces its port as a JSON line) and load-generator jobs
+// (autocannon in a process of its own).
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { cpSync } from 'node:fs'
+import { promisify } from 'node:util'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
@@ -10,6 +13,30 @@ import type { LoadJob, LoadResult } from '../loadgen.ts'
 
 export const BENCH_DIR = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const ROOT = join(BENCH_DIR, '..')
+/** Where `buildServers` compiles the project and the bench (tsconfig.bench.json). */
+export const BUILD_DIR = join(BENCH_DIR, '.build')
+
+/** How servers run: 'tsx' (the TypeScript sources, the default until `buildServers`) or 'compiled'. */
+export type ServerRuntime = 'tsx' | 'compiled'
+let runtime: ServerRuntime = 'tsx'
+export function serverRuntime (): ServerRuntime {
+  return runtime
+}
+
+/**
+ * Compiles the project with the bench into bench/.build (tsc, incremental: a few seconds once
+ * built) and copies the data files the plugins read; servers started afterwards run that output
+ * with plain node, without tsx's loader and its transformed sources in memory.
+ */
+export async function buildServers (): Promise<void> {
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
+  await promisify(execFile)(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.bench.json')], { cwd: ROOT, maxBuffer: 16 * 2 ** 20 })
+    .catch((err: Error & { stdout?: string }) => { throw new Error(`tsc -p tsconfig.bench.json failed:\n${tail(err.stdout ?? err.message, 20)}`) })
+  for (const asset of ['common-passwords.txt', 'common-passwords.LICENSE.txt']) {
+    cpSync(join(ROOT, 'plugins', 'credentials', asset), join(BUILD_DIR, 'plugins', 'credentials', asset))
+  }
+  runtime = 'compiled'
+}
 
 export interface ServerHandle {
   pid: number
@@ -25,11 +52,13 @@ function tail (text: string, lines = 8): string {
   return text.trim().split('\n').slice(-lines).join('\n')
 }
 
-/** Starts `bench/servers/<file>` under tsx and waits for its announcement line. */
+/** Starts `bench/servers/<file>` (compiled once `buildServers` has run, else under tsx) and waits for its announcement line. */
 export function startServer (file: string, args: string[], options: { env?: Record<string, string>, cpuProfDir?: string, timeoutMs?: number } = {}): Promise<StartOutcome> {
-  const nodeArgs = ['--import', 'tsx']
+  const compiled = runtime === 'compiled'
+  const nodeArgs = compiled ? [] : ['--import', 'tsx']
   if (options.cpuProfDir !== undefined) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`)
-  const child = spawn(process.execPath, [...nodeArgs, join(BENCH_DIR, 'servers', file), ...args], {
+  const entry = compiled ? join(BUILD_DIR, 'bench', 'servers', file.replace(/\.ts$/, '.js')) : join(BENCH_DIR, 'servers', file)
+  const child = spawn(process.execPath, [...nodeArgs, entry, ...args], {
     cwd: ROOT,
     env: { ...process.env, NODE_ENV: 'production', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe']
