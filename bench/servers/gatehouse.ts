@@ -156,7 +156,7 @@ if (rateLimitStore !== undefined) {
   // counting of every request, not the 429s.
   await app.register(rateLimit, { prefix: rateLimitPrefix, classes: { default: { max: 1_000_000_000 } } })
 }
-await app.register(credentials, { ...(mode === 'login' && arg1 !== undefined ? { hashConcurrency: Number(arg1) } : {}), ...(process.env.XARGON2_M !== undefined ? { argon2: { memoryCost: Number(process.env.XARGON2_M), timeCost: 1, parallelism: 1 } } : {}) })
+await app.register(credentials, mode === 'login' && arg1 !== undefined ? { hashConcurrency: Number(arg1) } : {})
 // Tokens signed at start must outlive a full run (about 30 min): a day instead of the 15 min default.
 await app.register(tokens, { issuer: ISSUER, keysDir, signingAlgorithm: alg, accessTokenTtl: 86_400, ...(mode === 'token' && arg3 === 'inline' ? { signatureCheck: 'inline' } : {}) })
 await app.register(sessions, {})
