@@ -1,6 +1,9 @@
 // The load generator: autocannon in its own process, so it never shares the server's event loop.
 // Reads one JSON job from argv[2], warms up, prints {"event":"measure-start"}, measures, prints
-// {"event":"result", ...}. Unique credentials rotate round robin through a pool file; refresh
+// {"event":"result", ...}. Unique credentials rotate round robin through a pool file, from
+// `poolStart` on and through the warm-up and the measured window without starting over (the
+// result's `poolNext` is where the next job of the scenario goes on), so that no credential comes
+// back before the whole pool has been sent; refresh
 // rotation takes a refresh token from a queue that each response refills with the rotated one.
 import { readFileSync } from 'node:fs'
 import autocannon from 'autocannon'
@@ -14,6 +17,8 @@ export interface LoadJob {
   durationSec: number
   /** Fixed offered rate in requests per second over all connections (autocannon overallRate). */
   overallRate?: number
+  /** Where the pool rotation starts (the `poolNext` of the scenario's previous job). */
+  poolStart?: number
 }
 
 export interface LoadResult {
@@ -27,6 +32,8 @@ export interface LoadResult {
   rps: number
   latency: { p50: number, p90: number, p99: number, max: number, mean: number }
   statusCodes: Record<string, number>
+  /** Where the pool rotation stopped: the next job's `poolStart`. */
+  poolNext?: number
 }
 
 const job = JSON.parse(process.argv[2]) as LoadJob
@@ -41,6 +48,10 @@ async function fetchFamilies (count: number): Promise<string[]> {
   return ((await res.json()) as { refreshTokens: string[] }).refreshTokens
 }
 
+/** The pool's rotation, shared by the warm-up and the measured run. */
+let pool: string[] | undefined
+let next = 0
+
 async function requestsFor (): Promise<autocannon.Request[]> {
   const { load } = job
   const base: autocannon.Request = { method: load.method ?? 'GET', path: load.path, headers: { ...load.headers } }
@@ -49,14 +60,17 @@ async function requestsFor (): Promise<autocannon.Request[]> {
     base.headers = { 'content-type': 'application/json', ...base.headers }
   }
   if (load.poolFile !== undefined) {
-    const pool = readFileSync(load.poolFile, 'utf8').split('\n').filter((l) => l !== '')
+    if (pool === undefined) {
+      pool = readFileSync(load.poolFile, 'utf8').split('\n').filter((l) => l !== '')
+      next = (job.poolStart ?? 0) % pool.length
+    }
+    const values = pool
     const header = load.poolHeader ?? 'authorization'
-    let next = 0
     return [{
       ...base,
       setupRequest: (req) => {
-        const value = pool[next]
-        next = (next + 1) % pool.length
+        const value = values[next]
+        next = (next + 1) % values.length
         return { ...req, headers: { ...req.headers, [header]: value } }
       }
     }]
@@ -113,6 +127,7 @@ const result: LoadResult = {
   timeouts: r.timeouts,
   rps: ok / durationSec,
   latency: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, max: r.latency.max, mean: r.latency.mean },
-  statusCodes
+  statusCodes,
+  ...(pool !== undefined ? { poolNext: next } : {})
 }
 process.stdout.write(JSON.stringify({ event: 'result', ...result }) + '\n')

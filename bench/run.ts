@@ -61,6 +61,8 @@ interface Live {
   checked?: string
   skipped?: string
   failed?: string
+  /** Where the scenario's pool rotation goes on (unique credentials never start over). */
+  poolNext: number
 }
 
 const median = (xs: number[]): number => {
@@ -96,13 +98,15 @@ async function measure (live: Live, extra: Partial<LoadJob> = {}): Promise<Measu
     const params = login?.server?.announcement.meta?.argon2 ?? null
     return runLoad({ url: '', load: { path: '' }, connections: scenario.connections, warmupSec, durationSec, params } as LoadJob, [], cores, scenario.probe)
   }
-  const job: LoadJob = { url: server!.url, load: server!.announcement.load, connections: scenario.connections, warmupSec, durationSec, ...extra }
-  return runLoad(job, [server!.pid], cores)
+  const job: LoadJob = { url: server!.url, load: server!.announcement.load, connections: scenario.connections, warmupSec, durationSec, poolStart: live.poolNext, ...extra }
+  const m = await runLoad(job, [server!.pid], cores)
+  live.poolNext = m.poolNext ?? live.poolNext
+  return m
 }
 
 // ---- start -----------------------------------------------------------------------------------
 const all = scenarios(quick, poolSize).filter((s) => only === undefined || only.test(s.id) || s.id === 'bare')
-const lives: Live[] = all.map((scenario) => ({ scenario, runs: [], fixed: [] }))
+const lives: Live[] = all.map((scenario) => ({ scenario, runs: [], fixed: [], poolNext: 0 }))
 if (opts.tsx !== true) {
   const buildStart = performance.now()
   log('compiling the servers (tsc -p tsconfig.bench.json) ...')
@@ -203,13 +207,27 @@ if (soakSec > 0 && soakLive?.server !== undefined) {
   const samples: number[] = []
   const timer = setInterval(() => { samples.push((processSample(pid)?.rssBytes ?? 0) / 2 ** 20) }, 5000)
   samples.push((processSample(pid)?.rssBytes ?? 0) / 2 ** 20)
-  const m = await runLoad({ url: soakLive.server.url, load: soakLive.server.announcement.load, connections: CONNECTIONS, warmupSec: 0, durationSec: soakSec }, [pid], cores)
+  const m = await runLoad({ url: soakLive.server.url, load: soakLive.server.announcement.load, connections: CONNECTIONS, warmupSec: 0, durationSec: soakSec, poolStart: soakLive.poolNext }, [pid], cores)
   clearInterval(timer)
   samples.push((processSample(pid)?.rssBytes ?? 0) / 2 ** 20)
   const samplesMiB = samples.map((x) => Math.round(x * 10) / 10)
   soak = { id: soakLive.scenario.id, seconds: soakSec, samplesMiB, growthMiB: floorGrowth(samplesMiB) }
   log(`  soak ${soakSec} s ${soak.id}: ${Math.round(m.rps)} req/s, RSS ${soak.samplesMiB.join(' ')} MiB`)
   expectSuccess(soakLive, m, 'the soak')
+}
+
+// ---- unique tokens: every request a full signature check -----------------------------------------
+// The pool rotation never starts over, so no token comes back before the whole pool (more than
+// the doorkeeper's reach) has been sent: the verified-token caches must still be empty.
+const uniqueCache = new Map<string, number>()
+for (const live of runnable) {
+  if (live.server === undefined || !live.scenario.id.includes('-uniq')) continue
+  try {
+    const res = await fetch(`${live.server.url}/__bench/stats`)
+    uniqueCache.set(live.scenario.id, ((await res.json()) as { verifiedCacheSize: number }).verifiedCacheSize)
+  } catch (err) {
+    log(`  ${live.scenario.id}: could not read the verified-token cache (${(err as Error).message})`)
+  }
 }
 
 // ---- two instances on PostgreSQL + Redis -----------------------------------------------------------
@@ -370,6 +388,15 @@ for (const [id, threshold] of [['gh-ratelimit-mem', 0.70], ['gh-ratelimit-redis'
   }
 }
 targets.push(...memoryTargets(rows, soak, quick))
+if (uniqueCache.size > 0) {
+  const filled = [...uniqueCache].filter(([, size]) => size > 0)
+  targets.push({
+    name: 'unique tokens: every request a full signature check (verified-token caches empty after the run)',
+    hard: false,
+    status: filled.length === 0 ? 'pass' : 'short',
+    detail: [...uniqueCache].map(([id, size]) => `${id} ${size} cached`).join(', ')
+  })
+}
 
 // ---- print ----------------------------------------------------------------------------------------
 const pad = (s: string, n: number): string => s.length >= n ? s : s + ' '.repeat(n - s.length)
@@ -425,7 +452,7 @@ if (profRe !== undefined) {
 process.stdout.write(lines.join('\n') + '\n')
 
 const out = join(resultsDir, `${stamp}${quick ? '-quick' : ''}.json`)
-writeFileSync(out, JSON.stringify({ meta, bareRps, fixedRate, rows, targets, soak, cluster, profiles, runs: Object.fromEntries(lives.map((l) => [l.scenario.id, { state: l.failed ?? l.skipped ?? 'ok', server: l.server?.announcement.meta, runs: l.runs, fixed: l.fixed }])) }, null, 2))
+writeFileSync(out, JSON.stringify({ meta, bareRps, fixedRate, rows, targets, soak, cluster, profiles, uniqueCache: Object.fromEntries(uniqueCache), runs: Object.fromEntries(lives.map((l) => [l.scenario.id, { state: l.failed ?? l.skipped ?? 'ok', server: l.server?.announcement.meta, runs: l.runs, fixed: l.fixed }])) }, null, 2))
 log(`results: ${out}`)
 
 // Only the hard floor fails the run. A token-validation scenario that fails its 200/401 check or

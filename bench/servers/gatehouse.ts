@@ -184,6 +184,8 @@ app.post('/__bench/families', async (request) => {
   for (let i = 0; i < Math.min(count, 2000); i++) refreshTokens.push((await app.sessions.start(users[0], {})).refresh_token)
   return { refreshTokens }
 })
+// Bench-only: how many tokens the verified-token caches hold (unique-token scenarios must leave them empty).
+app.get('/__bench/stats', async () => ({ verifiedCacheSize: app.tokens.stats().verifiedCacheSize + app.trustedIssuers.stats().verifiedCacheSize }))
 await app.ready()
 
 // ---- users and credentials --------------------------------------------------------------------
