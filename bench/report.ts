@@ -19,7 +19,7 @@ const data = JSON.parse(readFileSync(process.argv[2], 'utf8')) as {
 const f = (x: number | undefined, d = 0): string => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d))
 const out: string[] = []
 const m = data.meta
-out.push(`Run ${String(m.date)} (${String(m.mode)}): ${String(m.cpu)}, ${String(m.cores)} cores, ${String(m.memGiB)} GiB, Node ${String(m.node)}; ${String(m.rounds)} round(s) of ${String(m.durationSec)} s after ${String(m.warmupSec)} s warm-up; unique-token pools of ${String(m.poolSize)}.`)
+out.push(`Run ${String(m.date)} (${String(m.mode)}): ${String(m.cpu)}, ${String(m.cores)} cores, ${String(m.memGiB)} GiB, Node ${String(m.node)}; ${String(m.rounds)} round(s) of ${String(m.durationSec)} s after ${String(m.warmupSec)} s warm-up; unique-token pools of ${String(m.poolSize)}; servers ${m.runtime === 'compiled' ? 'compiled (node)' : 'under tsx'}.`)
 out.push('', `Versions: ${Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`, '')
 out.push('| scenario | req/s | x bare | p50 ms | p99 ms | server CPU us/req | server cores | load-gen cores | others\' cores | RSS MiB start -> end | RSS MiB under load | non-2xx |')
 out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
