@@ -2,7 +2,6 @@
 // production, or under tsx; each announces its port as a JSON line) and load-generator jobs
 // (autocannon in a process of its own).
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { cpSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -25,16 +24,14 @@ export function serverRuntime (): ServerRuntime {
 
 /**
  * Compiles the project with the bench into bench/.build (tsc, incremental: a few seconds once
- * built) and copies the data files the plugins read; servers started afterwards run that output
+ * built) and copies the data files the plugins read (scripts/copy-assets.js, as the build does); servers started afterwards run that output
  * with plain node, without tsx's loader and its transformed sources in memory.
  */
 export async function buildServers (): Promise<void> {
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
   await promisify(execFile)(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.bench.json')], { cwd: ROOT, maxBuffer: 16 * 2 ** 20 })
     .catch((err: Error & { stdout?: string }) => { throw new Error(`tsc -p tsconfig.bench.json failed:\n${tail(err.stdout ?? err.message, 20)}`) })
-  for (const asset of ['common-passwords.txt', 'common-passwords.LICENSE.txt']) {
-    cpSync(join(ROOT, 'plugins', 'credentials', asset), join(BUILD_DIR, 'plugins', 'credentials', asset))
-  }
+  await promisify(execFile)(process.execPath, [join(ROOT, 'scripts', 'copy-assets.js'), 'bench/.build'], { cwd: ROOT })
   runtime = 'compiled'
 }
 
